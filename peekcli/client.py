@@ -1,0 +1,218 @@
+"""Matrix client-server HTTP: one keep-alive session, bearer auth, and error bodies → typed errors.
+
+Every reply is untrusted: anything that is not the JSON object we asked for becomes a `PeekError`
+subclass, so callers never see a `requests` exception or a `KeyError` on a malformed body.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from peekcli import __version__
+from peekcli.errors import (
+    ForbiddenError,
+    InvalidTokenError,
+    MatrixError,
+    NetworkError,
+    NotFoundError,
+    RateLimited,
+    TokenRejected,
+    UnrecognizedError,
+    UsageError,
+)
+
+API = "/_matrix/client/v3"
+CONNECT_TIMEOUT = 10.0
+#: Seconds added to a long-poll's own timeout before the HTTP read gives up on it.
+LONG_POLL_MARGIN = 15.0
+
+JSON = dict[str, Any]
+RequestLog = Callable[[str, str, int | None, float], None]
+
+
+def q(segment: str) -> str:
+    """Quote one path segment: room ids, aliases and event ids carry `!`, `#`, `:` and `$`."""
+    return quote(segment, safe="")
+
+
+class MatrixClient:
+    """A thin, typed wrapper around the endpoints peek uses; retry policy is the caller's."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        *,
+        session: requests.Session | None = None,
+        log: RequestLog | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.session = session or requests.Session()
+        self.session.headers["User-Agent"] = f"peek/{__version__}"
+        self.log = log
+
+    # -- transport -------------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: JSON | None = None,
+        read_timeout: float = 30.0,
+        auth: bool = True,
+    ) -> JSON:
+        """Send one request and return its JSON object, or raise the matching `PeekError`."""
+        data = self.request_any(
+            method, path, params=params, body=body, read_timeout=read_timeout, auth=auth
+        )
+        if not isinstance(data, dict):
+            raise NetworkError(f"{self.base_url} sent an unreadable reply (not a JSON object)")
+        return data
+
+    def request_any(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: JSON | None = None,
+        read_timeout: float = 30.0,
+        auth: bool = True,
+    ) -> Any:
+        """Like `request`, for the few endpoints whose reply is a JSON array."""
+        url = path if path.startswith("http") else self.base_url + path
+        headers = {}
+        if auth and self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            resp = self.session.request(
+                method,
+                url,
+                params=params,
+                json=body,
+                headers=headers,
+                timeout=(CONNECT_TIMEOUT, read_timeout),
+            )
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
+            raise UsageError(f"invalid homeserver URL {self.base_url!r}: {exc}") from None
+        except requests.exceptions.Timeout:
+            self._log(method, url, None)
+            raise NetworkError(f"{self.base_url} did not answer in time") from None
+        except requests.exceptions.RequestException as exc:
+            self._log(method, url, None)
+            raise NetworkError(f"cannot reach {self.base_url} ({_reason(exc)})") from None
+        self._log(method, url, resp.status_code, resp.elapsed.total_seconds())
+        return self._parse(resp)
+
+    def _log(self, method: str, url: str, status: int | None, elapsed: float = 0.0) -> None:
+        if self.log is not None:
+            # URLs never carry the token (it travels in a header), so they are safe to log.
+            self.log(method, url.split("?", 1)[0], status, elapsed)
+
+    def _parse(self, resp: requests.Response) -> Any:
+        status = resp.status_code
+        try:
+            data = resp.json()
+        except (ValueError, json.JSONDecodeError):
+            data = None
+        if 200 <= status < 300:
+            if data is None:
+                raise NetworkError(
+                    f"{self.base_url} sent an unreadable reply (HTTP {status}, not JSON)"
+                )
+            return data
+        errcode = data.get("errcode") if isinstance(data, dict) else None
+        error = data.get("error") if isinstance(data, dict) else None
+        errcode = errcode if isinstance(errcode, str) else None
+        error = error if isinstance(error, str) else None
+        what = f"{errcode}: {error}" if errcode and error else (errcode or error or resp.reason)
+        message = f"{self.base_url} answered HTTP {status} ({what})"
+        if status == 429 or errcode == "M_LIMIT_EXCEEDED":
+            raise RateLimited(message, _retry_after(resp, data))
+        if status >= 500 or data is None:
+            raise NetworkError(message)
+        if status == 401 or errcode in ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN"):
+            soft = bool(data.get("soft_logout")) if isinstance(data, dict) else False
+            raise TokenRejected(message, status=status, errcode=errcode, soft_logout=soft)
+        if errcode == "M_UNRECOGNIZED" or status == 405:
+            raise UnrecognizedError(message, status=status, errcode=errcode)
+        if status == 403:
+            raise ForbiddenError(message, status=status, errcode=errcode)
+        if status == 404:
+            raise NotFoundError(message, status=status, errcode=errcode)
+        if status == 400 and error and ("from" in error.lower() or "token" in error.lower()):
+            raise InvalidTokenError(message, status=status, errcode=errcode)
+        raise MatrixError(message, status=status, errcode=errcode)
+
+    # -- endpoints -------------------------------------------------------------------------------
+
+    def versions(self) -> JSON:
+        return self.request("GET", "/_matrix/client/versions", auth=False, read_timeout=15)
+
+    def register_guest(self) -> JSON:
+        return self.request(
+            "POST", f"{API}/register", params={"kind": "guest"}, body={}, auth=False
+        )
+
+    def whoami(self) -> JSON:
+        return self.request("GET", f"{API}/account/whoami")
+
+    def resolve_alias(self, alias: str) -> JSON:
+        return self.request("GET", f"{API}/directory/room/{q(alias)}")
+
+    def initial_sync(self, room_id: str, limit: int) -> JSON:
+        return self.request("GET", f"{API}/rooms/{q(room_id)}/initialSync", params={"limit": limit})
+
+    def room_state(self, room_id: str) -> list[Any]:
+        reply = self.request_any("GET", f"{API}/rooms/{q(room_id)}/state")
+        return reply if isinstance(reply, list) else []
+
+    def events(self, room_id: str, from_token: str, timeout_ms: int, limit: int) -> JSON:
+        return self.request(
+            "GET",
+            f"{API}/events",
+            params={"room_id": room_id, "from": from_token, "timeout": timeout_ms, "limit": limit},
+            read_timeout=timeout_ms / 1000 + LONG_POLL_MARGIN,
+        )
+
+    def messages(self, room_id: str, from_token: str | None, direction: str, limit: int) -> JSON:
+        params: dict[str, Any] = {"dir": direction, "limit": limit}
+        if from_token:
+            params["from"] = from_token
+        return self.request("GET", f"{API}/rooms/{q(room_id)}/messages", params=params)
+
+
+def _retry_after(resp: requests.Response, data: Any) -> float | None:
+    if isinstance(data, dict):
+        ms = data.get("retry_after_ms")
+        if isinstance(ms, int | float) and not isinstance(ms, bool) and ms >= 0:
+            return float(ms) / 1000
+    header = resp.headers.get("Retry-After", "")
+    try:
+        return max(0.0, float(header))
+    except ValueError:
+        return None
+
+
+def _reason(exc: requests.exceptions.RequestException) -> str:
+    """A short, token-free description of a connection failure."""
+    text = str(exc)
+    for needle, label in (
+        ("Name or service not known", "DNS lookup failed"),
+        ("nodename nor servname", "DNS lookup failed"),
+        ("Temporary failure in name resolution", "DNS lookup failed"),
+        ("Connection refused", "connection refused"),
+        ("Connection reset", "connection reset"),
+        ("RemoteDisconnected", "connection closed by the server"),
+    ):
+        if needle in text:
+            return label
+    return type(exc).__name__

@@ -1,0 +1,35 @@
+"""JSON lines: each event exactly as the server sent it, one per line, for jq and scripts."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, BinaryIO
+
+# Characters a terminal may act on even inside a JSON string: C1 controls (CSI is U+009B), DEL,
+# bidi overrides and other invisible format characters. json.dumps escapes C0 itself.
+_RISKY = re.compile("[\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
+
+
+def encode_event(event: Any) -> bytes:
+    """One event as a UTF-8 JSON line. Risky characters and lone surrogates become `\\uXXXX`."""
+    line = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
+    if _RISKY.search(line) is None:
+        try:
+            return line.encode("utf-8") + b"\n"
+        except UnicodeEncodeError:  # lone surrogates from the server's \\ud800 escapes
+            pass
+    return json.dumps(event, ensure_ascii=True, separators=(",", ":")).encode("ascii") + b"\n"
+
+
+class JsonLinesSink:
+    """Writes events to a binary stream; `flush` is called by the loop once per chunk."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+
+    def write(self, event: dict[str, Any]) -> None:
+        self.stream.write(encode_event(event))
+
+    def flush(self) -> None:
+        self.stream.flush()

@@ -1,0 +1,59 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+from click.testing import CliRunner, Result
+
+from peekcli.cli import cli
+from tests.unit.mockhs import FakeHomeserver
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for var in ("PEEK_HOMESERVER", "PEEK_ACCESS_TOKEN", "PEEK_STATE_FILE", "PEEK_CREDENTIALS_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+
+
+@pytest.fixture
+def state_file(tmp_path: Path) -> Path:
+    return tmp_path / "peek" / "state.json"
+
+
+@pytest.fixture
+def hs() -> Iterator[FakeHomeserver]:
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        yield FakeHomeserver(rsps).install()
+
+
+@pytest.fixture
+def peek(state_file: Path) -> Any:
+    """Run the CLI in-process with the test's state file; returns click's Result."""
+
+    def run(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
+        runner = CliRunner()
+        return runner.invoke(
+            cli,
+            [*args, "--state-file", str(state_file)]
+            if args and args[0] in ("watch", "snapshot")
+            else list(args),
+            input=input,
+            env=env,
+            catch_exceptions=False,
+        )
+
+    return run
+
+
+def lines(result: Result) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def saved(state_file: Path) -> dict[str, Any]:
+    return json.loads(state_file.read_text())
