@@ -1,0 +1,74 @@
+"""What every command shares: option help, exit-code epilog, and the error/signal guard."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+import click
+
+from peekcli.errors import EXIT_PIPE, EXIT_SIGINT, PeekError, Stopped
+
+EXIT_CODES = """\b
+Exit codes:
+  0    done (snapshot drained, --max-events reached)
+  1    network or server failure after retries, unreadable reply, bad state file
+  2    usage error (bad option or argument)
+  3    forbidden: the room is not world-readable and the identity has not joined
+  4    room or alias not found
+  5    token rejected or logged out
+  6    busy: another peek holds the room and --no-wait was given
+  7    guest access refused by the server: log in or give --token
+  8    the server cannot serve this room to peek
+  9    an --exec command failed (--exec-failure stop)
+  130  stopped by Ctrl-C (SIGINT), position of everything printed saved
+  141  stdout closed by the reader (e.g. `| head`)
+  143  stopped by SIGTERM, position of everything printed saved
+"""
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def safe(text: str) -> str:
+    from peekcli.render.sanitize import one_line
+
+    return one_line(text, 500)
+
+
+def note(message: str) -> None:
+    sys.stderr.write(f"peek: {safe(message)}\n")
+    sys.stderr.flush()
+
+
+def fail_usage(message: str) -> NoReturn:
+    raise click.UsageError(message)
+
+
+def guarded(run: Callable[[], None]) -> None:
+    """Run a command body: PeekError → one line on stderr + its exit code; signals; pipes."""
+    from peekcli import signals
+
+    try:
+        with signals.installed():
+            run()
+    except PeekError as exc:
+        note(exc.message)
+        sys.exit(exc.exit_code)
+    except Stopped as exc:
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(EXIT_SIGINT)
+    except BrokenPipeError:
+        silence_stdout()
+        sys.exit(EXIT_PIPE)
+
+
+def silence_stdout() -> None:
+    """After the reader went away, point stdout at /dev/null so exit does not complain."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
