@@ -38,6 +38,15 @@ def safe(text: str) -> str:
 
 
 def note(message: str) -> None:
+    """A notice or warning on stderr; silenced by `peek -q`."""
+    from peekcli.commands import output
+
+    if not output.quiet:
+        error(message)
+
+
+def error(message: str) -> None:
+    """The one line an error gets on stderr (never silenced)."""
     sys.stderr.write(f"peek: {safe(message)}\n")
     sys.stderr.flush()
 
@@ -54,7 +63,7 @@ def guarded(run: Callable[[], None]) -> None:
         with signals.installed():
             run()
     except PeekError as exc:
-        note(exc.message)
+        error(exc.message)
         sys.exit(exc.exit_code)
     except Stopped as exc:
         sys.exit(exc.exit_code)

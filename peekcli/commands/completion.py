@@ -23,3 +23,58 @@ def completion(shell: str) -> None:
     click.echo(
         cls(click.get_current_context().find_root().command, {}, "peek", "_PEEK_COMPLETE").source()
     )
+
+
+def _state_file_for_completion(ctx: click.Context) -> str:
+    """The state file, found without importing platformdirs (completion runs on every Tab)."""
+    import os
+    import sys
+
+    given = ctx.params.get("state_file") or os.environ.get("PEEK_STATE_FILE")
+    if given:
+        return str(given)
+    if sys.platform.startswith("linux"):
+        base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+        return os.path.join(base, "peek", "state.json")
+    from peekcli.state import default_state_path
+
+    return str(default_state_path())
+
+
+def _saved_doc(ctx: click.Context) -> dict[str, object]:
+    import json
+
+    try:
+        with open(_state_file_for_completion(ctx), "rb") as fh:
+            doc = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def complete_rooms(
+    ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[click.shell_completion.CompletionItem]:
+    """Room ids and aliases from the state file; never touches the network."""
+    from click.shell_completion import CompletionItem
+
+    seen: dict[str, str] = {}
+    positions = _saved_doc(ctx).get("positions")
+    for homeserver, rooms in positions.items() if isinstance(positions, dict) else []:
+        for room_id, pos in rooms.items() if isinstance(rooms, dict) else []:
+            alias = pos.get("alias") if isinstance(pos, dict) else None
+            if isinstance(alias, str):
+                seen.setdefault(alias, f"{room_id} on {homeserver}")
+            seen.setdefault(room_id, str(homeserver))
+    return [CompletionItem(v, help=h) for v, h in sorted(seen.items()) if v.startswith(incomplete)]
+
+
+def complete_homeservers(
+    ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[click.shell_completion.CompletionItem]:
+    """Homeservers that have saved positions."""
+    from click.shell_completion import CompletionItem
+
+    positions = _saved_doc(ctx).get("positions")
+    known = sorted(positions) if isinstance(positions, dict) else []
+    return [CompletionItem(hs) for hs in known if hs.startswith(incomplete)]

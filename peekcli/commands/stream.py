@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from peekcli.commands import output
 from peekcli.commands.common import EXIT_CODES, fail_usage, guarded, note, safe
+from peekcli.commands.completion import complete_homeservers, complete_rooms
 
 if TYPE_CHECKING:
     from peekcli.runner import RunOptions
@@ -18,12 +20,15 @@ if TYPE_CHECKING:
 def stream_options(f: Any) -> Any:
     """Options shared by `watch` and `snapshot`."""
     options = [
-        click.argument("rooms", nargs=-1, required=True, metavar="ROOM..."),
+        click.argument(
+            "rooms", nargs=-1, required=True, metavar="ROOM...", shell_complete=complete_rooms
+        ),
         click.option(
             "--homeserver",
             "-s",
             envvar="PEEK_HOMESERVER",
             metavar="URL",
+            shell_complete=complete_homeservers,
             help="Client API URL of the homeserver (a bare host means https://host). "
             "Default: the server named by the room.  [env: PEEK_HOMESERVER]",
         ),
@@ -155,7 +160,7 @@ def _run(rooms: tuple[str, ...], kw: dict[str, Any], *, drain: bool) -> None:
 def _follow_one(room: str, opts: RunOptions, *, as_json: bool) -> None:
     from peekcli.runner import follow, open_room
 
-    session = open_room(room, opts)
+    session = open_room(room, opts, log=output.request_log)
     sink, on_start = _make_sink(as_json)
     hooks = _hooks()
     with session.store.room_lock(

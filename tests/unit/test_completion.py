@@ -1,0 +1,56 @@
+"""Shell completion of rooms and homeservers comes from the state file, never the network."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def complete(words: str, state_file: Path) -> list[str]:
+    """Ask the real `peek` for bash completions of the last word of `words`."""
+    parts = words.split(" ")
+    env = {
+        **os.environ,
+        "_PEEK_COMPLETE": "bash_complete",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(parts) - 1),
+        "PEEK_STATE_FILE": str(state_file),
+    }
+    code = (
+        "import sys\nfrom peekcli.cli import main\ntry: main()\nexcept SystemExit: pass\n"
+        "sys.stderr.write(repr(sorted({'requests','rich','socket'} & set(sys.modules))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    # No HTTP library (nor even a socket) is loaded: completion cannot touch the network.
+    assert out.stderr.strip().splitlines()[-1] == "[]", out.stderr
+    return [line.split(",", 1)[1] for line in out.stdout.splitlines() if "," in line]
+
+
+def write_state(path: Path) -> None:
+    doc = {
+        "version": 1,
+        "positions": {
+            "https://a.test": {"!one:a.test": {"token": "t", "alias": "#lobby:a.test"}},
+            "https://b.test": {"!two": {"token": "u"}},
+        },
+    }
+    path.write_text(json.dumps(doc))
+
+
+def test_rooms_complete_from_saved_positions(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    write_state(state)
+    assert complete("peek watch ", state) == ["!one:a.test", "!two", "#lobby:a.test"]
+    assert complete("peek snapshot #lo", state) == ["#lobby:a.test"]
+    assert complete("peek watch --homeserver https://b", state) == ["https://b.test"]
+
+
+def test_completion_with_no_state_file_offers_nothing(tmp_path: Path) -> None:
+    assert complete("peek watch ", tmp_path / "missing.json") == []
+
+
+def test_commands_complete(tmp_path: Path) -> None:
+    assert "watch" in complete("peek w", tmp_path / "s.json")
