@@ -6,6 +6,9 @@ import sys
 
 verbose = False
 quiet = False
+#: Pretty output: True/False from --color/--no-color, None = decide from the terminal and env.
+color: bool | None = None
+seconds = False
 
 
 def request_log(method: str, url: str, status: int | None, elapsed: float) -> None:

@@ -57,29 +57,10 @@ _INLINE_STYLES: dict[str, Style] = {
     "h6": Style(bold=True),
     "summary": Style(bold=True),
 }
-# Newlines a block element wants before and after itself (2 = a blank line).
-_BLOCKS: dict[str, int] = {
-    "p": 2,
-    "div": 1,
-    "blockquote": 1,
-    "pre": 1,
-    "ul": 1,
-    "ol": 1,
-    "li": 1,
-    "h1": 1,
-    "h2": 1,
-    "h3": 1,
-    "h4": 1,
-    "h5": 1,
-    "h6": 1,
-    "table": 1,
-    "tr": 1,
-    "details": 1,
-    "summary": 1,
-    "dl": 1,
-    "dt": 1,
-    "dd": 1,
-}
+_BLOCKS = frozenset(
+    {"p", "div", "blockquote", "pre", "ul", "ol", "li", "h1", "h2", "h3", "h4", "h5", "h6"}
+    | {"table", "tr", "details", "summary", "dl", "dt", "dd"}
+)
 _PRE_STYLE = Style(color="cyan")
 _LINK_STYLE = Style(color="blue", underline=True)
 _DIM = Style(dim=True)
@@ -140,6 +121,7 @@ class _Converter(HTMLParser):
         self._bol = True  # at beginning of a line (prefix not yet written)
         self._empty = True  # no content written yet
         self._space = False  # last content character was a space
+        self._block_start = False  # a block opened and no content written since
 
     # -- output primitives -------------------------------------------------------------------
 
@@ -197,6 +179,7 @@ class _Converter(HTMLParser):
         for buffer in self._links:
             buffer.append(text)
         self._empty = False
+        self._block_start = False
         self._space = text.endswith(" ")
 
     # -- stack ---------------------------------------------------------------------------------
@@ -226,9 +209,8 @@ class _Converter(HTMLParser):
             buffer, href = frame.link
             self._links = [b for b in self._links if b is not buffer]
             self._end_link("".join(buffer).strip(), href)
-        need = _BLOCKS.get(frame.tag)
-        if need:
-            self._need(need)
+        if frame.tag in _BLOCKS:
+            self._need(1)
 
     def _close(self, tag: str, stop_at: frozenset[str] = frozenset()) -> bool:
         """Close the innermost open `tag` (and everything inside it); False if none is open."""
@@ -292,9 +274,15 @@ class _Converter(HTMLParser):
         if color and _HEX_COLOR.fullmatch(color):
             with contextlib.suppress(ColorParseError):
                 frame.style = frame.style + Style(color=Color.parse(color))
-        need = _BLOCKS.get(tag)
-        if need:
-            self._need(need)
+        if tag in _BLOCKS:
+            # A blank line between paragraphs; a plain newline at any other block boundary (a list
+            # after a paragraph, a paragraph opening a quote): chat should stay compact.
+            if tag == "p" and not self._block_start:
+                self._need(2)
+            else:
+                self._pending = min(self._pending, 1)
+                self._need(1)
+            self._block_start = True
         if tag == "blockquote":
             frame.ctx = _Ctx("▎ ", style=_QUOTE_STYLE)
         elif tag in _LIST_TAGS:
@@ -358,7 +346,7 @@ class _Converter(HTMLParser):
         if tag == "br":  # browsers treat </br> as <br>
             self._void("br", {})
         elif not self._close(tag) and tag == "p":
-            self._need(2)
+            self._need(1)
 
     def handle_data(self, data: str) -> None:
         if self._skip or not data:

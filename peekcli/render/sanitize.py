@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 
 __all__ = ["clean", "one_line"]
 
@@ -83,10 +84,11 @@ def _to_str(value: object) -> str:
             return repr(value)
         except ValueError:  # int too large for str() (PEP 651 digit limit)
             return "<huge number>"
-    try:
-        return json.dumps(value, ensure_ascii=False, default=repr)
-    except (TypeError, ValueError, RecursionError):
-        pass
+    if isinstance(value, Mapping | list | tuple):
+        try:  # JSON, as the server sent it
+            return json.dumps(value, ensure_ascii=False, default=repr)
+        except Exception:  # circular, or an element whose repr raises
+            pass
     try:
         return repr(value)
     except Exception:

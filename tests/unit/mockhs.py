@@ -34,6 +34,8 @@ class FakeHomeserver:
     room: str = ROOM
     history: list[dict[str, Any]] = field(default_factory=list)
     initial_end: str = "t0"
+    #: room state events initialSync answers with
+    state: list[dict[str, Any]] = field(default_factory=list)
     #: token → reply (dict) or a callable(params) → (status, body)
     events_by_token: dict[str, Any] = field(default_factory=dict)
     guests: int = 0
@@ -73,7 +75,7 @@ class FakeHomeserver:
         body = {
             "room_id": self.room,
             "messages": {"chunk": chunk, "start": "t-start", "end": self.initial_end},
-            "state": [],
+            "state": self.state,
         }
         return 200, {}, json.dumps(body)
 
