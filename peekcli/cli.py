@@ -9,7 +9,10 @@ from __future__ import annotations
 import click
 
 from peekcli import __version__
-from peekcli.commands import completion, output, state, stream
+from peekcli.commands import auth, completion, output, state, stream
+from peekcli.commands import export as export_command
+from peekcli.commands import info as info_command
+from peekcli.commands import rooms as rooms_command
 from peekcli.commands.common import CONTEXT, EXIT_CODES
 
 
@@ -28,6 +31,7 @@ def cli(verbose: bool, quiet: bool) -> None:
       peek watch '#lobby:example.org' --json | jq -r .content.body
       peek snapshot '#lobby:example.org' --json   print what is new since last time, exit
       peek -v snapshot '#lobby:example.org'       the same, logging each request to stderr
+      peek rooms example.org --search linux       public rooms, and which ones peek can watch
     """
     output.verbose = verbose
     output.quiet = quiet
@@ -35,8 +39,15 @@ def cli(verbose: bool, quiet: bool) -> None:
 
 cli.add_command(stream.watch)
 cli.add_command(stream.snapshot)
+cli.add_command(export_command.export)
+cli.add_command(rooms_command.rooms)
+cli.add_command(info_command.info)
+cli.add_command(info_command.doctor)
 cli.add_command(state.state)
 cli.add_command(completion.completion)
+cli.add_command(auth.login)
+cli.add_command(auth.whoami)
+cli.add_command(auth.logout)
 
 
 def main() -> None:

@@ -56,6 +56,9 @@ class MatrixClient:
         self.session = session or requests.Session()
         self.session.headers["User-Agent"] = f"peek/{__version__}"
         self.log = log
+        #: Set by a stored login (peekcli.auth): called when an authenticated request is refused
+        #: with 401; True means a renewed token is in place and the request is sent once more.
+        self.on_token_rejected: Callable[[], bool] | None = None
 
     # -- transport -------------------------------------------------------------------------------
 
@@ -88,6 +91,26 @@ class MatrixClient:
         auth: bool = True,
     ) -> Any:
         """Like `request`, for the few endpoints whose reply is a JSON array."""
+        kw: dict[str, Any] = {"params": params, "body": body, "read_timeout": read_timeout}
+        if auth and self.token and self.on_token_rejected is not None:
+            try:
+                return self._send(method, path, auth=True, **kw)
+            except TokenRejected:
+                if not self.on_token_rejected():
+                    raise
+        return self._send(method, path, auth=auth, **kw)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None,
+        body: JSON | None,
+        read_timeout: float,
+        auth: bool,
+    ) -> Any:
+        """One HTTP exchange, its reply parsed (see `_parse`)."""
         url = path if path.startswith("http") else self.base_url + path
         headers = {}
         if auth and self.token:
@@ -165,6 +188,30 @@ class MatrixClient:
     def whoami(self) -> JSON:
         return self.request("GET", f"{API}/account/whoami")
 
+    def login_flows(self) -> JSON:
+        return self.request("GET", f"{API}/login", auth=False)
+
+    def login(self, body: JSON) -> JSON:
+        return self.request("POST", f"{API}/login", body=body, auth=False)
+
+    def refresh(self, refresh_token: str) -> JSON:
+        """`POST /refresh`: spends the single-use refresh token for a new pair."""
+        return self.request(
+            "POST", f"{API}/refresh", body={"refresh_token": refresh_token}, auth=False
+        )
+
+    def logout(self) -> JSON:
+        return self.request("POST", f"{API}/logout", body={})
+
+    def auth_metadata(self) -> JSON:
+        """The OAuth 2.0 server metadata (spec v1.15+; before that, MSC2965's unstable path)."""
+        try:
+            return self.request("GET", "/_matrix/client/v1/auth_metadata", auth=False)
+        except (NotFoundError, UnrecognizedError):
+            return self.request(
+                "GET", "/_matrix/client/unstable/org.matrix.msc2965/auth_metadata", auth=False
+            )
+
     def resolve_alias(self, alias: str) -> JSON:
         return self.request("GET", f"{API}/directory/room/{q(alias)}")
 
@@ -175,12 +222,21 @@ class MatrixClient:
         reply = self.request_any("GET", f"{API}/rooms/{q(room_id)}/state")
         return reply if isinstance(reply, list) else []
 
-    def events(self, room_id: str, from_token: str, timeout_ms: int, limit: int) -> JSON:
+    def events(
+        self,
+        room_id: str,
+        from_token: str,
+        timeout_ms: int,
+        limit: int,
+        *,
+        read_timeout: float | None = None,
+    ) -> JSON:
+        """`read_timeout` overrides timeout + margin for servers that hold long-polls longer."""
         return self.request(
             "GET",
             f"{API}/events",
             params={"room_id": room_id, "from": from_token, "timeout": timeout_ms, "limit": limit},
-            read_timeout=timeout_ms / 1000 + LONG_POLL_MARGIN,
+            read_timeout=read_timeout or timeout_ms / 1000 + LONG_POLL_MARGIN,
         )
 
     def messages(self, room_id: str, from_token: str | None, direction: str, limit: int) -> JSON:
@@ -189,17 +245,72 @@ class MatrixClient:
             params["from"] = from_token
         return self.request("GET", f"{API}/rooms/{q(room_id)}/messages", params=params)
 
+    def room_summary(
+        self, room: str, via: tuple[str, ...] = (), *, unstable: bool = False, auth: bool = True
+    ) -> JSON:
+        """`GET /v1/room_summary/{roomIdOrAlias}` (spec v1.15), or MSC3266's older nheko path."""
+        path = (
+            f"/_matrix/client/unstable/im.nheko.summary/rooms/{q(room)}/summary"
+            if unstable
+            else f"/_matrix/client/v1/room_summary/{q(room)}"
+        )
+        params = {"via": list(via)} if via else None
+        return self.request("GET", path, params=params, auth=auth, read_timeout=15)
+
+    def federation_version(self) -> JSON:
+        """Server software and version; many deployments serve it on the client URL too."""
+        return self.request("GET", "/_matrix/federation/v1/version", auth=False, read_timeout=10)
+
+    def public_rooms(
+        self, *, limit: int, since: str | None, search: str | None, auth: bool
+    ) -> JSON:
+        """One page of the room directory; a search term needs the POST form (with a filter)."""
+        if search is None:
+            params: dict[str, Any] = {"limit": limit}
+            if since:
+                params["since"] = since
+            return self.request("GET", f"{API}/publicRooms", params=params, auth=auth)
+        body: JSON = {"limit": limit, "filter": {"generic_search_term": search}}
+        if since:
+            body["since"] = since
+        return self.request("POST", f"{API}/publicRooms", body=body, auth=auth)
+
+
+#: The longest a rate limit is obeyed, in seconds: a server asking for more gets asked again then.
+MAX_RETRY_AFTER = 3600.0
+
 
 def _retry_after(resp: requests.Response, data: Any) -> float | None:
+    """Seconds to wait: the body's `retry_after_ms`, else `Retry-After` (seconds or HTTP date)."""
+    import math
+
+    seconds: float | None = None
     if isinstance(data, dict):
         ms = data.get("retry_after_ms")
-        if isinstance(ms, int | float) and not isinstance(ms, bool) and ms >= 0:
-            return float(ms) / 1000
-    header = resp.headers.get("Retry-After", "")
-    try:
-        return max(0.0, float(header))
-    except ValueError:
+        if isinstance(ms, int | float) and not isinstance(ms, bool):
+            seconds = float(ms) / 1000
+    header = resp.headers.get("Retry-After", "").strip()
+    if seconds is None and header:
+        try:
+            seconds = float(header)
+        except ValueError:
+            seconds = _seconds_until(header)
+    if seconds is None or math.isnan(seconds):
         return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER)
+
+
+def _seconds_until(http_date: str) -> float | None:
+    from datetime import UTC, datetime
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(http_date)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (when - datetime.now(UTC)).total_seconds()
 
 
 def _reason(exc: requests.exceptions.RequestException) -> str:

@@ -1,14 +1,17 @@
 """Room references as people share them, and turning them into a room id on a homeserver.
 
-Accepted: `!id:server`, `!id` (room version 12 ids carry no server), `#alias:server`,
-`https://matrix.to/#/…` links (with `?via=` and event permalinks) and `matrix:r/…` /
-`matrix:roomid/…` URIs.
+Accepted (Matrix spec, appendices "Identifier grammar" and "URIs"): `!id:server`, `!id` (room
+version 12 ids carry no server), `#alias:server`, `https://matrix.to/#/…` links (percent-encoded
+or not, with `?via=` and event permalinks) and `matrix:r/…` / `matrix:roomid/…` URIs (with
+`/e/…` event parts, `?via=` and `action=`; the legacy `room`/`event` types too).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from peekcli.errors import NetworkError, NotFoundError, UsageError
@@ -16,6 +19,18 @@ from peekcli.errors import NetworkError, NotFoundError, UsageError
 if TYPE_CHECKING:
     from peekcli.client import MatrixClient
     from peekcli.state import StateStore
+
+#: A server name: DNS name, IPv4 or bracketed IPv6 literal, optional port. Strict, because it ends
+#: up in a discovery URL (`https://NAME/.well-known/…`): no path, user info or query can sneak in.
+SERVER_NAME = re.compile(
+    r"(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,253}))(?::\d{1,5})?"
+)
+
+_HINT = "expected !id, !id:server, #alias:server, a https://matrix.to/#/… link or a matrix: URI"
+
+
+def is_server_name(text: str) -> bool:
+    return SERVER_NAME.fullmatch(text) is not None
 
 
 @dataclass(frozen=True)
@@ -32,60 +47,80 @@ class RoomRef:
 
     @property
     def server_name(self) -> str | None:
-        """The server part of an alias or a v1–v11 room id, else the first `via`."""
+        """Where to look the room up: an alias's server; for a room id the link's first `via`
+        (a server in the room, which the id's creator may have left), else the id's server."""
         _, sep, server = self.value.partition(":")
-        if sep and server:
+        if self.is_alias:
             return server
-        return self.via[0] if self.via else None
+        if self.via:
+            return self.via[0]
+        return server if sep and server else None
 
 
 def parse_room(text: str) -> RoomRef:
     """Parse a room argument; raise `UsageError` with a hint when it is none of the known forms."""
     raw = text.strip()
-    if raw.startswith(("https://matrix.to/", "http://matrix.to/")):
+    lowered = raw.lower()
+    if lowered.startswith(("https://matrix.to/", "http://matrix.to/", "matrix.to/")):
         return _parse_matrix_to(raw, text)
-    if raw.startswith("matrix:"):
+    if lowered.startswith("matrix:"):
         return _parse_matrix_uri(raw, text)
     return _check(raw, (), None, text)
 
 
 def _check(value: str, via: tuple[str, ...], event_id: str | None, original: str) -> RoomRef:
-    if value.startswith("#"):
+    via = tuple(v for v in via if is_server_name(v))  # a broken via is no reason to refuse a link
+    if value.startswith(("@", "+")):
+        kind = "a user" if value.startswith("@") else "a community"
+        raise UsageError(f"not a room: {original!r} is {kind}; {_HINT}")
+    if not any(c.isspace() for c in value) and len(value) <= 255:
         local, sep, server = value[1:].partition(":")
-        if local and sep and server:
+        if value.startswith("#") and local and sep and is_server_name(server):
             return RoomRef(value, via, event_id)
-    elif value.startswith("!") and len(value) > 1 and not any(c.isspace() for c in value):
-        local, sep, server = value[1:].partition(":")
-        if local and (not sep or server):
+        if value.startswith("!") and local and (not sep or is_server_name(server)):
             return RoomRef(value, via, event_id)
-    raise UsageError(
-        f"not a room: {original!r} (expected !id, !id:server, #alias:server, "
-        "a https://matrix.to/#/… link or a matrix: URI)"
-    )
+    raise UsageError(f"not a room: {original!r} ({_HINT})")
+
+
+def _via(query: str) -> tuple[str, ...]:
+    return tuple(parse_qs(query).get("via", []))
 
 
 def _parse_matrix_to(raw: str, original: str) -> RoomRef:
-    fragment = urlsplit(raw).fragment  # "/#alias:server/$event?via=a&via=b"
+    if "://" not in raw:
+        raw = "https://" + raw
+    fragment = urlsplit(raw).fragment  # "/#alias:server/$event?via=a&via=b", maybe %-encoded
     path, _, query = fragment.partition("?")
-    parts = [unquote(p) for p in path.strip("/").split("/") if p]
-    via = tuple(parse_qs(query).get("via", []))
+    parts = [unquote(p) for p in path.split("/") if p]
     if not parts:
         raise UsageError(f"not a room: {original!r} (the matrix.to link names no room)")
-    event_id = parts[1] if len(parts) > 1 and parts[1].startswith("$") else None
-    return _check(parts[0], via, event_id, original)
+    rest = "/".join(parts[1:])  # an unencoded v3 event id may itself contain "/"
+    event_id = rest if rest.startswith("$") else None
+    return _check(parts[0], _via(query), event_id, original)
+
+
+#: `matrix:` id types that name a room, and the legacy long forms the spec says to accept.
+_ROOM_TYPES = {"r": "#", "room": "#", "roomid": "!"}
+_EVENT_TYPES = ("e", "event")
 
 
 def _parse_matrix_uri(raw: str, original: str) -> RoomRef:
-    body, _, query = raw[len("matrix:") :].partition("?")
-    parts = [unquote(p) for p in body.split("/")]
-    via = tuple(parse_qs(query).get("via", []))
-    sigils = {"r": "#", "roomid": "!"}
-    if len(parts) < 2 or parts[0] not in sigils or not parts[1]:
+    rest = raw[len("matrix:") :].partition("#")[0]  # the fragment is reserved: ignore it
+    body, _, query = rest.partition("?")
+    if body.startswith("//"):  # an authority is reserved for future use: ignore it
+        body = body[2:].partition("/")[2]
+    parts = body.split("/")
+    kind = parts[0].lower() if parts else ""
+    if kind in ("u", "user"):
+        raise UsageError(f"not a room: {original!r} is a user; {_HINT}")
+    if len(parts) < 2 or kind not in _ROOM_TYPES or not parts[1]:
         raise UsageError(f"not a room: {original!r} (expected matrix:r/… or matrix:roomid/…)")
     event_id = None
-    if len(parts) >= 4 and parts[2] == "e" and parts[3]:
-        event_id = "$" + parts[3]
-    return _check(sigils[parts[0]] + parts[1], via, event_id, original)
+    if len(parts) >= 4 and parts[2].lower() in _EVENT_TYPES and parts[3]:
+        event_id = "$" + unquote(parts[3])
+    elif len(parts) > 2 and any(parts[2:]):
+        raise UsageError(f"not a room: {original!r} (after the room only /e/EVENT may follow)")
+    return _check(_ROOM_TYPES[kind] + unquote(parts[1]), _via(query), event_id, original)
 
 
 def normalize_homeserver(url: str) -> str:
@@ -129,3 +164,97 @@ def resolve(client: MatrixClient, ref: RoomRef, store: StateStore | None = None)
     if store is not None:
         store.remember_alias(client.base_url, ref.value, room_id)
     return room_id
+
+
+@dataclass(frozen=True)
+class PublicRoom:
+    """One entry of a room directory, with the fields `peek rooms` shows (server text, raw)."""
+
+    room_id: str
+    alias: str | None = None
+    name: str | None = None
+    topic: str | None = None
+    members: int | None = None
+    world_readable: bool = False
+    guest_can_join: bool = False
+    join_rule: str | None = None
+    room_type: str | None = None
+
+    @property
+    def address(self) -> str:
+        """What to pass to `peek watch`: the alias when there is one."""
+        return self.alias or self.room_id
+
+    @classmethod
+    def from_chunk(cls, item: Any) -> PublicRoom | None:
+        if not isinstance(item, dict) or not isinstance(item.get("room_id"), str):
+            return None
+
+        def text(key: str) -> str | None:
+            value = item.get(key)
+            return value if isinstance(value, str) and value else None
+
+        members = item.get("num_joined_members")
+        return cls(
+            room_id=item["room_id"],
+            alias=text("canonical_alias"),
+            name=text("name"),
+            topic=text("topic"),
+            members=members if isinstance(members, int) and not isinstance(members, bool) else None,
+            world_readable=item.get("world_readable") is True,
+            guest_can_join=item.get("guest_can_join") is True,
+            join_rule=text("join_rule"),
+            room_type=text("room_type"),
+        )
+
+
+def public_rooms(
+    client: MatrixClient,
+    *,
+    search: str | None = None,
+    limit: int | None = None,
+    page_size: int = 100,
+    authenticate: Callable[[], Callable[[], bool]],
+) -> Iterator[PublicRoom]:
+    """The room directory, page after page (`since`), up to `limit` rooms (None: all).
+
+    Asked without a token first: a directory is public on most servers, and nobody's identity
+    needs to be spent on it. On 401 `authenticate()` sets the client's token (the identity a
+    watch would use: given token, stored login or guest) and returns its renewal; a guest token
+    that has gone stale is renewed once.
+    """
+    from peekcli.errors import TokenRejected
+
+    since: str | None = None
+    seen: set[str] = set()
+    count = 0
+    authed = False
+    renew: Callable[[], bool] | None = None
+    while limit is None or count < limit:
+        ask = page_size if limit is None else min(page_size, limit - count)
+        try:
+            reply = client.public_rooms(limit=ask, since=since, search=search, auth=authed)
+        except TokenRejected:
+            if not authed:
+                renew, authed = authenticate(), True
+                continue
+            if renew is not None and renew():
+                renew = None
+                continue
+            raise
+        chunk = reply.get("chunk")
+        if not isinstance(chunk, list):
+            raise NetworkError(f"{client.base_url} sent a room directory page without a chunk")
+        for item in chunk:
+            room = PublicRoom.from_chunk(item)
+            if room is None:
+                continue
+            yield room
+            count += 1
+            if limit is not None and count >= limit:
+                return
+        nxt = reply.get("next_batch")
+        if not chunk or not isinstance(nxt, str) or not nxt or nxt in seen:
+            return
+        seen.add(nxt)
+        since = nxt

@@ -6,16 +6,44 @@ This is the core's entry point for `watch` and `snapshot`; the CLI parses option
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from peekcli.auth import Identity, choose_identity
+from peekcli.auth import Identity, choose_identity, joined_per
 from peekcli.client import JSON, MatrixClient, RequestLog
-from peekcli.errors import ForbiddenError, InvalidTokenError, UsageError
+from peekcli.errors import (
+    ForbiddenError,
+    InvalidTokenError,
+    MatrixError,
+    NotSupported,
+    PeekError,
+    TokenRejected,
+    UnrecognizedError,
+    UsageError,
+)
 from peekcli.rooms import RoomRef, normalize_homeserver, parse_room, resolve
 from peekcli.state import CredentialStore, Position, StateStore, credentials_path_for
-from peekcli.stream import EventsStrategy, Follower, Hooks, RetryPolicy, Sink, initial_sync
+from peekcli.stream import (
+    AutoStrategy,
+    Chunk,
+    EventsStrategy,
+    Follower,
+    Hooks,
+    MessagesStrategy,
+    NoFallback,
+    RetryPolicy,
+    Sink,
+    Strategy,
+    initial_sync,
+    messages_start,
+)
+
+if TYPE_CHECKING:
+    from peekcli.execsink import ExecPolicy
 
 
 @dataclass
@@ -33,6 +61,15 @@ class RunOptions:
     wait: bool = True
     max_retries: int | None = None
     guest: str = "auto"
+    #: "events" (/events long-poll), "messages" (/messages polling) or "auto" (events, else
+    #: messages).
+    stream: str = "auto"
+    #: Seconds between /messages polls while events flow (it grows while the room is quiet).
+    poll_interval: float = 2.0
+    #: Go on in the replacement room after a tombstone (`--no-follow`: stop there).
+    follow_upgrades: bool = True
+    #: `--exec`: what the CLI's per-event command sink does (built by the command layer).
+    exec_policy: ExecPolicy | None = None
 
 
 @dataclass
@@ -58,25 +95,35 @@ class RoomSession:
     renew: Callable[[], bool] = field(default=lambda: False)
 
 
-def homeserver_for(ref: RoomRef, given: str | None) -> str:
+def homeserver_for(
+    ref: RoomRef,
+    given: str | None,
+    store: StateStore | None = None,
+    log: RequestLog | None = None,
+) -> str:
+    """`--homeserver` (or env, or config) as given; else discovered from the room's server."""
     if given:
         return normalize_homeserver(given)
     if ref.server_name:
-        return normalize_homeserver(ref.server_name)
+        from peekcli.discovery import discover
+
+        return discover(ref.server_name, store=store, log=log)
     raise UsageError(f"{ref.value} names no server: give --homeserver (or PEEK_HOMESERVER)")
 
 
 def open_room(room: str, opts: RunOptions, log: RequestLog | None = None) -> RoomSession:
     """Parse and resolve the room, and pick the identity that will watch it."""
+    from peekcli.config import effective
     from peekcli.state import default_state_path
 
     ref = parse_room(room)
-    homeserver = homeserver_for(ref, opts.homeserver)
     state_path = opts.state_path or default_state_path()
     store = StateStore(state_path)
+    given, token = effective(opts.homeserver, opts.token)
+    homeserver = homeserver_for(ref, given, store, log)
     creds = CredentialStore(credentials_path_for(state_path))
     client = MatrixClient(homeserver, log=log)
-    identity, renew = choose_identity(client, creds, token=opts.token, guest=opts.guest)
+    identity, renew = choose_identity(client, creds, token=token, guest=opts.guest)
     room_id = resolve(client, ref, store)
     return RoomSession(client, store, creds, homeserver, ref, room_id, identity, renew)
 
@@ -88,10 +135,41 @@ def follow(
     hooks: Hooks,
     on_start: Callable[[Start], None] | None = None,
     accept: Callable[[JSON], bool] | None = None,
+    lock: AbstractContextManager[Any] | None = None,
+) -> Follower | None:
+    """`follow_room`, and on into the replacement room after a tombstone (peekcli/upgrades.py).
+
+    Returns the last room's loop (None when a known upgrade stopped the run before any).
+    """
+    from peekcli.upgrades import follow_upgrades
+
+    return follow_upgrades(
+        session, opts, sink, hooks, on_start, accept, lock, follow_room=follow_room
+    )
+
+
+def follow_room(
+    session: RoomSession,
+    opts: RunOptions,
+    sink: Sink,
+    hooks: Hooks,
+    on_start: Callable[[Start], None] | None = None,
+    accept: Callable[[JSON], bool] | None = None,
+    lock: AbstractContextManager[Any] | None = None,
 ) -> Follower:
-    """Deliver the room's events to `sink` from the right position until done; returns the loop."""
+    """Deliver the room's events to `sink` from the right position until done; returns the loop.
+
+    `lock` (several rooms at once) is held around each chunk's write + flush + save.
+    """
     hooks.renew_token = session.renew
-    strategy = EventsStrategy(session.client, session.room_id, opts.timeout_ms)
+    if opts.reset:
+        session.store.forget(session.homeserver, session.room_id)
+    saved = session.store.get(session.homeserver, session.room_id)
+    mode = stream_mode(session, opts, saved)
+    fresh: tuple[Chunk, JSON | None] | None = None
+    if not opts.from_token and saved is None:
+        fresh, mode = first_position(session, opts, mode, hooks)
+    strategy = make_strategy(session, opts, mode, hooks)
     follower = Follower(
         store=session.store,
         homeserver=session.homeserver,
@@ -104,10 +182,8 @@ def follow(
         accept=accept,
         max_events=opts.max_events,
         alias=session.ref.value if session.ref.is_alias else None,
+        lock=lock,
     )
-    if opts.reset:
-        session.store.forget(session.homeserver, session.room_id)
-    saved = session.store.get(session.homeserver, session.room_id)
     start = Start(session.room_id, session.ref, session.identity, resuming=False)
     if opts.from_token:
         position = Position(opts.from_token, strategy.kind, alias=follower.alias)
@@ -116,10 +192,9 @@ def follow(
         position = saved
         start.resuming = True
     else:
-        try:
-            history, start.initial = initial_sync(session.client, session.room_id, opts.history)
-        except ForbiddenError as exc:
-            raise forbidden(session, exc) from None
+        assert fresh is not None
+        history, start.initial = fresh
+        session.identity.joined = joined_per(start.initial)
         if on_start is not None:
             on_start(start)
         follower.deliver_history(history)
@@ -139,6 +214,8 @@ def follow(
             status=exc.status,
             errcode=exc.errcode,
         ) from None
+    except (NotSupported, UnrecognizedError) as exc:
+        raise not_supported(session, strategy, exc) from None
     return follower
 
 
@@ -148,4 +225,143 @@ def forbidden(session: RoomSession, exc: ForbiddenError) -> ForbiddenError:
         f"{session.identity.describe()} has not joined it ({exc.errcode or 'HTTP 403'})",
         status=exc.status,
         errcode=exc.errcode,
+    )
+
+
+# -- stream strategy: which endpoint follows the room ---------------------------------------------
+
+STREAM_MODES = ("auto", "events", "messages")
+
+
+def stream_mode(session: RoomSession, opts: RunOptions, saved: Position | None) -> str:
+    """The strategy for this run; a saved token is only ever sent to the endpoint that issued it.
+
+    With `auto` the saved position decides: a /messages position goes on with /messages (this
+    server was found to lack /events peeking, or the user chose it). An explicit `--stream` that
+    does not match the saved position's kind is refused with the two ways out, rather than
+    silently starting over (which would skip or repeat events).
+    """
+    if opts.stream not in STREAM_MODES:
+        raise UsageError(f"unknown stream {opts.stream!r} (expected auto, events or messages)")
+    if opts.from_token or saved is None:
+        return opts.stream
+    if saved.kind == opts.stream or (opts.stream == "auto" and saved.kind == "events"):
+        return opts.stream
+    if opts.stream == "auto" and saved.kind == "messages":
+        return "messages"
+    room = session.ref.value
+    if saved.kind not in ("events", "messages"):
+        raise UsageError(
+            f"the saved position for {room} is a {saved.kind!r} token, which this peek cannot "
+            "follow; start over with --reset"
+        )
+    raise UsageError(
+        f"the saved position for {room} is a /{saved.kind} token and --stream {opts.stream} "
+        f"would send it to /{opts.stream}; resume with --stream {saved.kind} (or auto), or "
+        f"start over with --stream {opts.stream} --reset"
+    )
+
+
+def first_position(
+    session: RoomSession, opts: RunOptions, mode: str, hooks: Hooks
+) -> tuple[tuple[Chunk, JSON | None], str]:
+    """History and the first token: initialSync, or `/messages?dir=b` where that is refused.
+
+    A /messages token can only be followed with /messages, so a refused initialSync settles
+    `auto` on /messages polling before anything is saved.
+    """
+    try:
+        return initial_sync(session.client, session.room_id, opts.history), mode
+    except TokenRejected:
+        raise
+    except MatrixError as exc:
+        if mode == "events":
+            if isinstance(exc, ForbiddenError):
+                raise forbidden(session, exc) from None
+            raise
+        refused = exc
+    try:
+        history = messages_start(session.client, session.room_id, opts.history)
+    except ForbiddenError as exc:
+        raise forbidden(session, exc) from None
+    except (NotSupported, UnrecognizedError) as exc:
+        raise not_supported(session, None, NoFallback(refused, exc)) from None
+    except PeekError:
+        if isinstance(refused, ForbiddenError):  # nothing says otherwise: it is forbidden
+            raise forbidden(session, refused) from None
+        raise
+    if mode == "auto":
+        hooks.warn(
+            f"{describe_server(session)} refused initialSync ({why(refused)}); reading "
+            f"{session.ref.value} through /messages{_every(opts)}"
+        )
+    return (history, None), "messages"
+
+
+def make_strategy(session: RoomSession, opts: RunOptions, mode: str, hooks: Hooks) -> Strategy:
+    events = EventsStrategy(session.client, session.room_id, opts.timeout_ms)
+    messages = MessagesStrategy(session.client, session.room_id, opts.poll_interval)
+    if mode == "events":
+        return events
+    if mode == "messages":
+        return messages
+
+    def fell_back(exc: PeekError) -> None:
+        hooks.warn(
+            f"{describe_server(session)} does not implement room peeking through /events "
+            f"({why(exc)}); reading {session.ref.value} through /messages{_every(opts)}"
+        )
+
+    return AutoStrategy(events, messages, fell_back)
+
+
+def _every(opts: RunOptions) -> str:
+    return "" if opts.drain else f", polled every {opts.poll_interval:g} s or less often when quiet"
+
+
+def why(exc: PeekError) -> str:
+    """A short reason for a refusal: `HTTP 404 M_UNRECOGNIZED`, or what the stub did."""
+    if isinstance(exc, MatrixError):
+        return f"HTTP {exc.status} {exc.errcode}" if exc.errcode else f"HTTP {exc.status}"
+    if isinstance(exc, NotSupported):
+        return "it answers with an empty stream token"
+    return exc.message
+
+
+#: Server software per client, so a warning and the error after it ask only once.
+_software: weakref.WeakKeyDictionary[MatrixClient, str | None] = weakref.WeakKeyDictionary()
+
+
+def describe_server(session: RoomSession) -> str:
+    """`https://hs (Dendrite 0.13.8)` when the server tells its software, else the URL."""
+    from peekcli.probe import server_software
+
+    if session.client not in _software:
+        _software[session.client] = server_software(session.client)
+    software = _software[session.client]
+    return f"{session.homeserver} ({software})" if software else session.homeserver
+
+
+def not_supported(session: RoomSession, strategy: Strategy | None, exc: PeekError) -> NotSupported:
+    """Exit 8 with one line: which server, what it lacks, and what the user can do."""
+    server = describe_server(session)
+    room = session.ref.value
+    if isinstance(exc, NoFallback):
+        events = why(exc.events_error) if exc.events_error else "unknown"
+        return NotSupported(
+            f"{server} cannot serve {room} to peek: no /events peeking ({events}) and "
+            f"/messages failed too ({why(exc.messages_error)}); follow the room through another "
+            f"homeserver with --homeserver, or run `peek doctor {session.homeserver}` for details"
+        )
+    if isinstance(strategy, EventsStrategy) or (
+        isinstance(strategy, AutoStrategy) and strategy.current is strategy.events
+    ):
+        return NotSupported(
+            f"{server} does not implement room peeking through /events ({why(exc)}); follow "
+            f"{room} by polling /messages with --stream messages (or auto)"
+        )
+    return NotSupported(
+        f"{server} does not serve {room} through /messages ({why(exc)}); follow the room "
+        f"through another homeserver with --homeserver, or run `peek doctor "
+        f"{session.homeserver}` for details"
     )

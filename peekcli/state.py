@@ -25,6 +25,8 @@ from typing import Any, TypeVar
 from peekcli.errors import BusyError, StateFileError
 
 SCHEMA_VERSION = 1
+#: Sections that map a key (homeserver, server name) to an object.
+_MAPS = ("positions", "aliases", "homeservers", "discovery", "redirects")
 T = TypeVar("T")
 Doc = dict[str, Any]
 
@@ -128,13 +130,31 @@ class JsonFile:
                 f"{self.what} {self.path} is corrupt ({exc}); move it aside to start over"
             ) from None
         if not isinstance(doc, dict):
-            raise StateFileError(f"{self.what} {self.path} is corrupt (not a JSON object)")
+            raise StateFileError(
+                f"{self.what} {self.path} is corrupt (not a JSON object); move it aside to "
+                "start over"
+            )
         version = doc.get("version")
-        if not isinstance(version, int) or version > SCHEMA_VERSION:
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise StateFileError(
+                f"{self.what} {self.path} is corrupt (no schema version); move it aside to "
+                "start over"
+            )
+        if version > SCHEMA_VERSION:
             raise StateFileError(
                 f"{self.what} {self.path} has schema version {version!r}; this peek reads "
                 f"version {SCHEMA_VERSION} (upgrade peek)"
             )
+        for key in _MAPS:
+            # Readers index these two levels deep: a wrong shape is corruption, not a crash.
+            section = doc.get(key, {})
+            if not isinstance(section, dict) or not all(
+                isinstance(v, dict) for v in section.values()
+            ):
+                raise StateFileError(
+                    f"{self.what} {self.path} is corrupt ({key!r} has the wrong shape); move it "
+                    "aside to start over"
+                )
         return doc
 
     def _write(self, doc: Doc) -> None:
@@ -242,6 +262,44 @@ class StateStore:
         found = self.file.read().get("aliases", {}).get(homeserver, {}).get(alias)
         return found if isinstance(found, str) else None
 
+    def redirect(self, homeserver: str, old_room: str, new_room: str) -> None:
+        """Record a room upgrade peek followed, so following `old_room` goes on in `new_room`."""
+        self.file.update(
+            lambda doc: (
+                doc.setdefault("redirects", {})
+                .setdefault(homeserver, {})
+                .update({old_room: new_room})
+            )
+        )
+
+    def redirect_of(self, homeserver: str, room_id: str) -> str | None:
+        found = self.file.read().get("redirects", {}).get(homeserver, {}).get(room_id)
+        return found if isinstance(found, str) else None
+
+    def forget_redirect(self, homeserver: str, room_id: str) -> bool:
+        def change(doc: Doc) -> bool:
+            return doc.get("redirects", {}).get(homeserver, {}).pop(room_id, None) is not None
+
+        if self.redirect_of(homeserver, room_id) is None:
+            return False  # nothing to drop: no write
+        return self.file.update(change)
+
+    def remember_homeserver(self, server_name: str, base_url: str) -> None:
+        """Cache what discovery found for a server name, so later runs skip the lookup."""
+        entry = {"base_url": base_url, "checked": now_iso()}
+        self.file.update(lambda doc: doc.setdefault("discovery", {}).update({server_name: entry}))
+
+    def known_homeserver(self, server_name: str) -> tuple[str, datetime | None] | None:
+        """The cached client API URL for a server name and when it was checked, if any."""
+        entry = self.file.read().get("discovery", {}).get(server_name)
+        if not isinstance(entry, dict) or not isinstance(entry.get("base_url"), str):
+            return None
+        try:
+            checked: datetime | None = datetime.fromisoformat(str(entry.get("checked")))
+        except ValueError:
+            checked = None
+        return entry["base_url"], checked
+
     @contextlib.contextmanager
     def room_lock(
         self,
@@ -310,3 +368,42 @@ class CredentialStore:
 
     def homeservers(self) -> list[str]:
         return sorted(self.file.read().get("homeservers", {}))
+
+    def entry(self, homeserver: str, kind: str) -> dict[str, Any] | None:
+        """Any stored entry, token or not (e.g. a cached OAuth 2.0 client registration)."""
+        entry = self.file.read().get("homeservers", {}).get(homeserver, {}).get(kind)
+        return entry if isinstance(entry, dict) else None
+
+    def update_entry(
+        self,
+        homeserver: str,
+        kind: str,
+        change: Callable[[dict[str, Any] | None], dict[str, Any] | None],
+    ) -> dict[str, Any] | None:
+        """Replace one entry by `change(old)` under the file's lock; None deletes it.
+
+        The lock is held while `change` runs, so a token refresh done inside it happens in one
+        peek process at a time: the next one finds the new pair stored and never spends the old,
+        single-use refresh token again. If `change` raises, the file is left as it was.
+        """
+
+        def apply(doc: Doc) -> dict[str, Any] | None:
+            entries = doc.setdefault("homeservers", {}).setdefault(homeserver, {})
+            old = entries.get(kind)
+            new = change(dict(old) if isinstance(old, dict) else None)
+            if new is None:
+                entries.pop(kind, None)
+            else:
+                entries[kind] = new
+            return new
+
+        return self.file.update(apply)
+
+    def logins(self) -> dict[str, dict[str, Any]]:
+        """Homeserver → stored login (user accounts only, not guests)."""
+        found = {}
+        for hs, entries in self.file.read().get("homeservers", {}).items():
+            login = entries.get("login") if isinstance(entries, dict) else None
+            if isinstance(login, dict) and isinstance(login.get("access_token"), str):
+                found[hs] = login
+        return dict(sorted(found.items()))

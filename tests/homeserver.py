@@ -389,7 +389,9 @@ class Homeserver:
         topic: str | None = None,
         alias_localpart: str | None = None,
         preset: str = "public_chat",
+        publish: bool = False,
     ) -> str:
+        """Create a room; `publish` also lists it in the public room directory."""
         initial_state: list[dict[str, Any]] = [
             {
                 "type": "m.room.history_visibility",
@@ -412,6 +414,8 @@ class Homeserver:
             body["topic"] = topic
         if alias_localpart is not None:
             body["room_alias_name"] = alias_localpart
+        if publish:
+            body["visibility"] = "public"
         data = self.request("POST", "/_matrix/client/v3/createRoom", user=user, json_body=body)
         return str(data["room_id"])
 

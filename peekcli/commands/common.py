@@ -47,8 +47,48 @@ def note(message: str) -> None:
 
 def error(message: str) -> None:
     """The one line an error gets on stderr (never silenced)."""
+    clear_status()
     sys.stderr.write(f"peek: {safe(message)}\n")
     sys.stderr.flush()
+
+
+#: True while a status line sits on a terminal's stderr without its newline.
+_status_shown = False
+
+
+def show_status(message: str) -> None:
+    """A passing state ("connection lost, retrying…"): on a terminal one line rewritten in
+    place, so a long outage does not scroll; elsewhere (logs, pipes) a plain line each time."""
+    global _status_shown
+    from peekcli.commands import output
+
+    if output.quiet:
+        return
+    line = f"peek: {safe(message)}"
+    if not sys.stderr.isatty():
+        sys.stderr.write(line + "\n")
+    else:
+        try:
+            width = os.get_terminal_size(sys.stderr.fileno()).columns - 1
+        except (OSError, ValueError):
+            width = 0
+        if width > 20 and len(line) > width:
+            line = line[: width - 1] + "…"  # a wrapped line could not be erased in place
+        sys.stderr.write(f"\r\x1b[K{line}")
+        _status_shown = True
+    sys.stderr.flush()
+
+
+def clear_status() -> None:
+    """Erase a status line left on the terminal (before any other line, and at exit)."""
+    global _status_shown
+    if _status_shown:
+        _status_shown = False
+        try:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+        except (OSError, ValueError):
+            pass
 
 
 def fail_usage(message: str) -> NoReturn:
@@ -61,7 +101,10 @@ def guarded(run: Callable[[], None]) -> None:
 
     try:
         with signals.installed():
-            run()
+            try:
+                run()
+            finally:
+                clear_status()
     except PeekError as exc:
         error(exc.message)
         sys.exit(exc.exit_code)

@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from peekcli.commands.common import CONTEXT, guarded, safe
+from peekcli.commands.common import CONTEXT, guarded, note, safe
+from peekcli.commands.completion import complete_homeservers, complete_rooms
 from peekcli.errors import PeekError
 
 
@@ -46,7 +47,10 @@ def state_path(state_file: Path | None) -> None:
 @state_file_option
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per room.")
 def state_list(state_file: Path | None, as_json: bool) -> None:
-    """List rooms with a saved position.
+    """List rooms with a saved position: room, alias, homeserver, last update, position.
+
+    Reads only the state file (no network); tokens live in the credentials file and are
+    never shown.
 
     \b
     Example:
@@ -56,31 +60,54 @@ def state_list(state_file: Path | None, as_json: bool) -> None:
     def run() -> None:
         import json
 
-        for hs, room_id, pos in _store(state_file).positions():
-            row = {
+        store = _store(state_file)
+        rows = [
+            {
                 "homeserver": hs,
                 "room_id": room_id,
                 "alias": pos.alias,
                 "kind": pos.kind,
                 "position": pos.token,
                 "last_event_id": pos.last_event_id,
+                "partial": pos.partial,
                 "updated": pos.updated,
             }
-            if as_json:
+            for hs, room_id, pos in store.positions()
+        ]
+        if as_json:
+            for row in rows:
                 click.echo(json.dumps(row))
-            else:
-                name = f"{room_id} ({pos.alias})" if pos.alias else room_id
-                click.echo(safe(f"{name}  {hs}  {pos.updated or '-'}  {pos.token}"))
+            return
+        if not rows:
+            note(f"no saved positions in {store.path}")
+            return
+        header = ("ROOM", "ALIAS", "HOMESERVER", "UPDATED", "POSITION")
+        keys = ("room_id", "alias", "homeserver", "updated", "position")
+        table = [header] + [tuple(safe(str(r[k] or "-")) for k in keys) for r in rows]
+        widths = [max(len(line[i]) for line in table) for i in range(len(header) - 1)]
+        for line in table:
+            cells = [cell.ljust(w) for cell, w in zip(line, widths, strict=False)]
+            click.echo("  ".join([*cells, line[-1]]))
 
     guarded(run)
 
 
 @state.command("forget")
 @state_file_option
-@click.argument("room")
-@click.option("--homeserver", "-s", envvar="PEEK_HOMESERVER", metavar="URL")
+@click.argument("room", shell_complete=complete_rooms)
+@click.option(
+    "--homeserver",
+    "-s",
+    envvar="PEEK_HOMESERVER",
+    metavar="URL",
+    shell_complete=complete_homeservers,
+    help="Only the position saved for this homeserver (default: every homeserver).",
+)
 def state_forget(state_file: Path | None, room: str, homeserver: str | None) -> None:
-    """Forget the saved position of ROOM (a room id or an alias peek reached it by).
+    """Forget the saved position of ROOM: the next run starts fresh (history, then live).
+
+    ROOM is a room id, or an alias or link peek reached the room by. Refused (exit 6) while
+    another peek is following the room.
 
     \b
     Example:
@@ -88,17 +115,30 @@ def state_forget(state_file: Path | None, room: str, homeserver: str | None) -> 
     """
 
     def run() -> None:
-        from peekcli.rooms import normalize_homeserver
+        from peekcli.rooms import normalize_homeserver, parse_room
 
         store = _store(state_file)
         hs = normalize_homeserver(homeserver) if homeserver else None
-        targets = {room}
-        for pos_hs, room_id, pos in store.positions():
-            if pos.alias == room and (hs is None or pos_hs == hs):
-                targets.add(room_id)
-        gone = sum(store.forget(hs, target) for target in targets)
-        if not gone:
-            raise PeekError(f"no saved position for {room}")
-        click.echo(safe(f"forgot {room}"))
+        try:
+            wanted = parse_room(room).value
+        except PeekError:
+            wanted = room.strip()
+        found = [
+            (pos_hs, room_id, pos.alias)
+            for pos_hs, room_id, pos in store.positions()
+            if (hs is None or pos_hs == hs)
+            and (
+                wanted in (room_id, pos.alias)
+                or (wanted.startswith("#") and store.known_alias(pos_hs, wanted) == room_id)
+            )
+        ]
+        if not found:
+            raise PeekError(f"no saved position for {room} in {store.path}")
+        for pos_hs, room_id, alias in found:
+            # A running peek would save the position again right away: refuse instead.
+            with store.room_lock(pos_hs, room_id, wait=False):
+                store.forget(pos_hs, room_id)
+            name = f"{room_id} ({alias})" if alias else room_id
+            click.echo(safe(f"forgot {name} on {pos_hs}"))
 
     guarded(run)

@@ -8,12 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from peekcli.commands import output
-from peekcli.commands.common import EXIT_CODES, fail_usage, guarded, note, safe
+from peekcli.commands import delivery, output
+from peekcli.commands.common import EXIT_CODES, fail_usage, guarded, note, show_status
 from peekcli.commands.completion import complete_homeservers, complete_rooms
+from peekcli.errors import PeekError
 
 if TYPE_CHECKING:
-    from peekcli.runner import RunOptions
+    from collections.abc import Callable
+    from contextlib import AbstractContextManager
+
+    from peekcli.runner import RoomSession, RunOptions, Start
     from peekcli.stream import Hooks, Sink
 
 
@@ -30,13 +34,22 @@ def stream_options(f: Any) -> Any:
             metavar="URL",
             shell_complete=complete_homeservers,
             help="Client API URL of the homeserver (a bare host means https://host). "
-            "Default: the server named by the room.  [env: PEEK_HOMESERVER]",
+            "Default: the config file's, else discovered from the server named by the room "
+            "(.well-known).  [env: PEEK_HOMESERVER]",
         ),
         click.option(
             "--token",
             envvar="PEEK_ACCESS_TOKEN",
             metavar="TOKEN",
             help="Access token to use instead of a guest.  [env: PEEK_ACCESS_TOKEN]",
+        ),
+        click.option(
+            "--guest/--no-guest",
+            "guest",
+            default=None,
+            help="--guest: watch as a guest even when logged in. --no-guest: never register a "
+            "guest (fail unless logged in or given --token). Default: --token, else the login "
+            "stored by `peek login`, else a guest.",
         ),
         click.option(
             "--state-file",
@@ -61,20 +74,62 @@ def stream_options(f: Any) -> Any:
         click.option("--from", "from_token", metavar="TOKEN", help="Start from this stream token."),
         click.option("--reset", is_flag=True, help="Forget the saved position for the room first."),
         click.option(
+            "--stream",
+            type=click.Choice(["auto", "events", "messages"]),
+            default="auto",
+            show_default=True,
+            help="How to follow the room: /events long-polling, /messages polling (for servers "
+            "without /events peeking), or auto: /events, falling back to /messages. A saved "
+            "position is only resumed with the kind of stream that made it.",
+        ),
+        click.option(
             "--max-events",
             type=click.IntRange(min=1),
             metavar="N",
             help="Stop (exit 0) after delivering N events; the rest waits for the next run.",
         ),
         click.option(
+            "--seconds", is_flag=True, help="Pretty output: show times as HH:MM:SS."
+        ),
+        click.option(
+            "--color/--no-color",
+            default=None,
+            help="Pretty output: force styles on or off (default: on for a terminal, "
+            "honouring NO_COLOR and FORCE_COLOR).",
+        ),
+        click.option(
             "--no-wait",
             is_flag=True,
             help="Exit 6 instead of waiting when another peek is following the same room.",
         ),
+        click.option(
+            "--type",
+            "types",
+            multiple=True,
+            metavar="TYPE",
+            help="Only events of this type; a glob like 'm.room.*' works (repeatable).",
+        ),
+        click.option(
+            "--sender",
+            "senders",
+            multiple=True,
+            metavar="@USER",
+            help="Only events from this user id (repeatable; globs like '@*:example.org').",
+        ),
+        click.option(
+            "--grep",
+            metavar="REGEX",
+            help="Only events whose content.body matches this Python regex ('(?i)…': any case).",
+        ),
+        click.option(
+            "--messages-only",
+            is_flag=True,
+            help="Only messages: m.room.message, m.sticker, encrypted messages and polls.",
+        ),
     ]
     for option in reversed(options):
         f = option(f)
-    return f
+    return delivery.delivery_options(f)
 
 
 @click.command(epilog=EXIT_CODES)
@@ -89,21 +144,38 @@ def stream_options(f: Any) -> Any:
     help="Long-poll timeout asked of the server, in milliseconds.",
 )
 @click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0.5),
+    default=2.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With /messages polling: seconds between polls while events flow; it grows up to "
+    "30 s while the room is quiet and snaps back on new events.",
+)
+@click.option(
     "--max-retries",
     type=click.IntRange(min=0),
     metavar="N",
-    help="Give up (exit 1) after N failed attempts in a row. Default: retry for ever.",
+    help="Give up (exit 1) when a request still fails after N retries in a row (backoff "
+    "with jitter, 1 s doubling up to 60 s; rate limits wait as the server asks). "
+    "Default: retry for ever.",
 )
 def watch(rooms: tuple[str, ...], **kw: Any) -> None:
     """Follow ROOM live, printing every event as it arrives.
 
     ROOM is a room id (!id or !id:server), an alias (#room:server), a matrix.to link or a
     matrix: URI. The position is saved after every batch, so the next run resumes exactly where
-    this one stopped.
+    this one stopped. Without --homeserver the server is found from the room's server name
+    (https://NAME/.well-known/matrix/client, then https://NAME).
+
+    Several ROOMs are followed at once, each line marked with a short room label; each room's
+    position is saved on its own, --max-events counts per room, and a room that fails (not found,
+    forbidden) is reported while the others go on (the exit code is the first failure's).
 
     \b
     Examples:
       peek watch '#lobby:example.org'
+      peek watch '#lobby:example.org' '#dev:example.org' --messages-only
       peek watch '!abc:example.org' --homeserver https://matrix.example.org --json
       peek watch 'https://matrix.to/#/#lobby:example.org' --history 0
     """
@@ -118,12 +190,15 @@ def watch(rooms: tuple[str, ...], **kw: Any) -> None:
     default=3,
     show_default=True,
     metavar="N",
-    help="Quick retries on network failure before giving up with exit 1.",
+    help="Quick retries (at most 4 s apart) of a failing request before giving up with "
+    "exit 1; the saved position stays as it was.",
 )
 def snapshot(rooms: tuple[str, ...], **kw: Any) -> None:
     """Print everything new in ROOM since the last run, save the position, exit.
 
-    Made for cron: each run continues exactly where the previous one stopped.
+    Made for cron: each run continues exactly where the previous one stopped. Several ROOMs are
+    drained one after another; a failing room is reported, the others still run, and the exit
+    code is the first failure's.
 
     \b
     Examples:
@@ -133,13 +208,39 @@ def snapshot(rooms: tuple[str, ...], **kw: Any) -> None:
     _run(rooms, kw, drain=True)
 
 
+def _guest_mode(guest: bool | None) -> str:
+    """`--guest` → "force", `--no-guest` → "never"; a --guest beside a typed --token is a clash."""
+    if guest is None:
+        return "auto"
+    if guest:
+        ctx = click.get_current_context()
+        if ctx.get_parameter_source("token") == click.core.ParameterSource.COMMANDLINE:
+            fail_usage("--guest and --token exclude each other")
+        return "force"
+    return "never"
+
+
 def _run(rooms: tuple[str, ...], kw: dict[str, Any], *, drain: bool) -> None:
     from peekcli.runner import RunOptions
 
     if kw["ephemeral"] and not kw["as_json"]:
         fail_usage("--ephemeral goes with --json")
-    if len(rooms) > 1:
-        fail_usage("following several rooms at once is not supported yet; give one ROOM")
+    output.color = kw["color"]
+    output.seconds = kw["seconds"]
+    from peekcli.errors import PeekError
+    from peekcli.filters import build_filter
+
+    if kw["from_token"] and len(rooms) > 1:
+        fail_usage("--from goes with one ROOM: a stream token is where one room's run stood")
+    try:
+        accept = build_filter(
+            types=kw["types"],
+            senders=kw["senders"],
+            grep=kw["grep"],
+            messages_only=kw["messages_only"],
+        )
+    except PeekError as exc:
+        fail_usage(exc.message)
     opts = RunOptions(
         homeserver=kw["homeserver"],
         token=kw["token"],
@@ -153,55 +254,157 @@ def _run(rooms: tuple[str, ...], kw: dict[str, Any], *, drain: bool) -> None:
         drain=drain,
         wait=not kw["no_wait"],
         max_retries=kw["max_retries"],
+        guest=_guest_mode(kw["guest"]),
+        stream=kw["stream"],
+        poll_interval=kw.get("poll_interval", 2.0),
+        follow_upgrades=not kw["no_follow"],
+        exec_policy=delivery.exec_policy(kw),
     )
-    guarded(lambda: _follow_one(rooms[0], opts, as_json=kw["as_json"]))
+    if len(rooms) == 1:
+        guarded(lambda: _follow_one(rooms[0], opts, as_json=kw["as_json"], accept=accept))
+    else:
+        guarded(lambda: _follow_rooms(rooms, opts, as_json=kw["as_json"], accept=accept))
 
 
-def _follow_one(room: str, opts: RunOptions, *, as_json: bool) -> None:
+def _follow_one(
+    room: str,
+    opts: RunOptions,
+    *,
+    as_json: bool,
+    accept: Callable[[dict[str, Any]], bool] | None = None,
+    session: RoomSession | None = None,
+    label: str | None = None,
+    lock: AbstractContextManager[Any] | None = None,
+) -> None:
     from peekcli.runner import follow, open_room
 
-    session = open_room(room, opts, log=output.request_log)
-    sink, on_start = _make_sink(as_json)
+    if session is None:
+        session = open_room(room, opts, log=output.request_log)
+    sink, on_start = _make_sink(as_json, room_label=label, session=session)
+    sink, on_start = delivery.with_exec(opts, sink, on_start, as_json=as_json)
     hooks = _hooks()
+    if label is not None:
+        status, warn = hooks.status, hooks.warn
+        hooks.status = lambda m: status(None if m is None else f"{label}: {m}")
+        hooks.warn = lambda m: warn(f"{label}: {m}")
+    if on_start is not None and lock is not None:
+        unlocked_start = on_start
+
+        def on_start(start: Any) -> None:
+            with lock:
+                unlocked_start(start)
+
     with session.store.room_lock(
         session.homeserver,
         session.room_id,
         wait=opts.wait,
         on_wait=lambda: note(f"waiting for another peek following {session.room_id}…"),
     ):
-        follow(session, opts, sink, hooks, on_start=on_start)
+        follow(session, opts, sink, hooks, on_start=on_start, accept=accept, lock=lock)
 
 
-def _make_sink(as_json: bool) -> tuple[Sink, Any]:
+def _follow_rooms(
+    rooms: tuple[str, ...],
+    opts: RunOptions,
+    *,
+    as_json: bool,
+    accept: Callable[[dict[str, Any]], bool] | None,
+) -> None:
+    """Several rooms: `watch` follows them side by side, `snapshot` drains them in turn.
+
+    A failing room is reported and the others go on; the exit code is that of the first room
+    that failed (0 when none did).
+    """
+    from peekcli.commands.common import error
+    from peekcli.multiroom import RoomJob, exit_code, follow_rooms, open_rooms
+
+    def failed(job: RoomJob, exc: Exception) -> None:
+        message = str(exc)
+        error(message if job.arg in message else f"{job.arg}: {message}")
+
+    jobs = open_rooms(rooms, opts, log=output.request_log, failed=failed, notice=note)
+    follow_rooms(
+        jobs,
+        lambda job, lock: _follow_one(
+            job.arg,
+            opts,
+            as_json=as_json,
+            accept=accept,
+            session=job.session,
+            label=job.label,
+            lock=lock,
+        ),
+        concurrent=not opts.drain,
+        failed=failed,
+    )
+    code = exit_code(jobs)
+    if code:
+        sys.exit(code)
+
+
+def _make_sink(
+    as_json: bool, room_label: str | None = None, session: RoomSession | None = None
+) -> tuple[Sink, Any]:
+    """The output for one room, and what to call when the run starts (the pretty header).
+
+    JSON lines stay raw (each event carries its room_id); the pretty renderer marks each line
+    with `room_label` when several rooms share stdout.
+    """
     if as_json:
         from peekcli.render.jsonl import JsonLinesSink
 
         return JsonLinesSink(sys.stdout.buffer), None
-    from peekcli.render.plain import PlainSink
+    from peekcli.render.pretty import PrettyRenderer
+    from peekcli.render.terminal import PrettySink, make_console, room_info
 
-    plain = PlainSink(sys.stdout)
-    return plain, plain.start
+    renderer = PrettyRenderer(
+        seconds=output.seconds,
+        room_label=room_label,
+        homeserver=session.homeserver if session else None,
+    )
+    sink = PrettySink(make_console(sys.stdout, output.color), renderer)
+
+    def on_start(start: Start) -> None:
+        state: list[Any] = []
+        if start.initial is not None:
+            found = start.initial.get("state")
+            state = found if isinstance(found, list) else []
+        elif session is not None:
+            try:
+                state = session.client.room_state(start.room_id)
+            except PeekError:
+                state = []  # the header is a courtesy: the stream itself will say what is wrong
+        if start.identity.joined is None and start.identity.user_id:
+            # Resumed runs skip initialSync: the room state tells whether we are a member.
+            start.identity.joined = any(
+                isinstance(ev, dict)
+                and ev.get("type") == "m.room.member"
+                and ev.get("state_key") == start.identity.user_id
+                and isinstance(ev.get("content"), dict)
+                and ev["content"].get("membership") == "join"
+                for ev in state
+            )
+        identity = start.identity.summary()
+        info = room_info(start.room_id, state, resuming=start.resuming, identity=identity)
+        sink.header(info, state)
+
+    return sink, on_start
 
 
 def _hooks() -> Hooks:
     from peekcli.stream import Hooks
 
-    tty = sys.stderr.isatty()
-    showing = False
+    outage = False
 
     def status(message: str | None) -> None:
-        nonlocal showing
+        """A retry's status (a line rewritten in place on a terminal); None: the stream is back."""
+        nonlocal outage
         if message is None:
-            if showing:
-                if tty:
-                    sys.stderr.write("\r\x1b[K")
-                sys.stderr.write("peek: connection restored\n")
-                sys.stderr.flush()
-            showing = False
+            if outage:
+                note("connection restored")  # erases the status line first
+            outage = False
             return
-        showing = True
-        line = f"peek: {safe(message)}"
-        sys.stderr.write(f"\r\x1b[K{line}" if tty else line + "\n")
-        sys.stderr.flush()
+        outage = True
+        show_status(message)
 
     return Hooks(status=status, warn=lambda m: note(m))

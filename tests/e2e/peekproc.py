@@ -27,6 +27,9 @@ def peek_command() -> list[str]:
 def peek_env(state_file: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PEEK_")}
     env["PEEK_STATE_FILE"] = str(state_file)
+    # A developer's own config (default homeserver, token) must not leak into the tests.
+    env["XDG_CONFIG_HOME"] = str(state_file.parent / "xdg-config")
+    env["XDG_STATE_HOME"] = str(state_file.parent / "xdg-state")
     env.update(extra)
     return env
 

@@ -54,6 +54,7 @@ def test_edits_redactions_reactions_renames_and_topics_read_naturally(
     assert lines[0].startswith("Renamed room") and room in lines[0]  # current state
     assert lines[1] == "All about peek"
     assert "starting fresh" in lines[2] and "watching as guest" in lines[2]
+    assert lines[2].endswith("peeking (not joined)")
     assert "HH:MM alice: hello everyone" in lines
     assert any(line.startswith("HH:MM ✎ alice edited") and "hello world" in line for line in lines)
     assert any("alice reacted 👍 to alice: hello world" in line for line in lines)
@@ -71,3 +72,18 @@ def test_edits_redactions_reactions_renames_and_topics_read_naturally(
     # The redacted message's text is gone; the edit is not shown as a new "* " message.
     assert "oops, wrong room" not in out or "deleted" in out
     assert "HH:MM alice: * hello world" not in lines
+
+
+def test_header_says_joined_for_a_member_fresh_and_resumed(
+    synapse: Homeserver, alice: User, fresh_room, tmp_path: Path
+) -> None:
+    room = fresh_room(name="Members")
+    synapse.send_text(alice, room, "one")
+    args = ("snapshot", room, "--homeserver", synapse.base_url, "--no-color")
+    env = {"PEEK_ACCESS_TOKEN": alice.access_token}
+    fresh = run_peek(*args, state_file=tmp_path / "s.json", **env)
+    assert f"watching as {alice.user_id}, joined" in fresh.stdout.splitlines()[1]
+    synapse.send_text(alice, room, "two")
+    resumed = run_peek(*args, state_file=tmp_path / "s.json", **env)
+    header = resumed.stdout.splitlines()[1]
+    assert "resuming" in header and header.endswith(f"watching as {alice.user_id}, joined")

@@ -30,7 +30,9 @@ def test_fresh_start_header_uses_initial_sync_state(hs: FakeHomeserver, peek) ->
     lines = result.stdout.splitlines()
     assert lines[0] == f"Lobby  #lobby:hs.test  {ROOM}"
     assert lines[1] == "Say hi"
-    assert lines[2] == "1 member · starting fresh · watching as guest @guest1:hs.test"
+    assert lines[2] == (
+        "1 member · starting fresh · watching as guest @guest1:hs.test, peeking (not joined)"
+    )
     assert re.fullmatch(r"\d\d:\d\d Alice: hi there", lines[-1])
     assert "\x1b" not in result.stdout
 
@@ -41,7 +43,7 @@ def test_resumed_header_fetches_current_state(hs: FakeHomeserver, peek) -> None:
     hs.rsps.add(responses.GET, f"{HS}/_matrix/client/v3/rooms/%21room%3Ahs.test/state", json=STATE)
     result = peek("snapshot", ROOM, "-s", HS, "--seconds")
     lines = result.stdout.splitlines()
-    assert "resuming" in lines[2]
+    assert "resuming" in lines[2] and lines[2].endswith("peeking (not joined)")
     assert re.fullmatch(r"\d\d:\d\d:\d\d Alice: second", lines[-1])
 
 

@@ -206,7 +206,7 @@ def test_bad_from_token_names_the_room_and_suggests_reset(hs: FakeHomeserver, pe
 
 def test_dendrite_style_stub_is_not_polled_for_ever(hs: FakeHomeserver, peek) -> None:
     hs.events_by_token["t0"] = {"chunk": [], "start": "", "end": ""}
-    result = peek("watch", ROOM, "-s", HS, "--json", "--history", "0")
+    result = peek("watch", ROOM, "-s", HS, "--json", "--history", "0", "--stream", "events")
     assert result.exit_code == 8
     assert "does not implement room peeking" in result.stderr
     assert len(hs.calls("/events")) == 1

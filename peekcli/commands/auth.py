@@ -1,0 +1,329 @@
+"""`peek login`, `peek whoami`, `peek logout`: a user's own login, per homeserver.
+
+Most servers hand out no guest tokens, but let any logged-in user read a world-readable room
+without joining it. These commands store that login (0600 credentials file); `watch` and
+`snapshot` then use it on their own. Tokens are never printed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from peekcli.commands import output
+from peekcli.commands.common import EXIT_CODES, error, fail_usage, guarded, note, safe
+from peekcli.commands.completion import complete_homeservers
+
+if TYPE_CHECKING:
+    from peekcli.auth import LoginResult
+    from peekcli.oauth import DeviceAuthorization
+    from peekcli.state import CredentialStore
+
+
+def _homeserver_argument(f: Any) -> Any:
+    return click.argument(
+        "homeserver", required=False, metavar="[HOMESERVER]", shell_complete=complete_homeservers
+    )(f)
+
+
+def _state_file_option(f: Any) -> Any:
+    return click.option(
+        "--state-file",
+        envvar="PEEK_STATE_FILE",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="State file; the credentials file lives beside it.  [env: PEEK_STATE_FILE]",
+    )(f)
+
+
+@click.command(epilog=EXIT_CODES)
+@_homeserver_argument
+@click.option("-u", "--user", metavar="USER", help="User id or localpart for a password login.")
+@click.option(
+    "--password-stdin", is_flag=True, help="Read the password from stdin (for scripts; needs -u)."
+)
+@click.option(
+    "--token",
+    metavar="TOKEN",
+    help="Store an access token made by another client, after checking it with the server. "
+    "`-` reads it from stdin (keeps it out of the process list).",
+)
+@click.option(
+    "--open", "open_browser", is_flag=True, help="Open the approval page in a browser (OAuth)."
+)
+@click.option(
+    "--device-name",
+    default="peek",
+    show_default=True,
+    metavar="NAME",
+    help="Name of the new session among the account's devices (password login).",
+)
+@_state_file_option
+def login(
+    homeserver: str | None,
+    user: str | None,
+    password_stdin: bool,
+    token: str | None,
+    open_browser: bool,
+    device_name: str,
+    state_file: Path | None,
+) -> None:
+    """Log in to HOMESERVER, so peek can watch its rooms where guests are refused.
+
+    peek asks the server how to log in. On servers with OAuth 2.0 (matrix.org and every server
+    on the Matrix Authentication Service) it shows a web address and a code: approve there, in
+    any browser, and peek receives the login. Elsewhere it asks for a user and a password.
+    Watching never joins a room: peek reads world-readable rooms as a peeking user.
+
+    HOMESERVER is a server name (matrix.org) or a client API URL. Default: PEEK_HOMESERVER or
+    the config file.
+
+    \b
+    Examples:
+      peek login matrix.org
+      peek login example.org -u alice
+      pass show matrix/alice | peek login example.org -u alice --password-stdin
+      peek login example.org --token - < token.txt
+    """
+    if password_stdin and not user:
+        fail_usage("--password-stdin needs --user (stdin holds the password)")
+    if token is not None and (user or password_stdin):
+        fail_usage("--token excludes --user and --password-stdin")
+
+    def run() -> None:
+        from peekcli import auth
+        from peekcli.client import MatrixClient
+        from peekcli.errors import PeekError
+
+        hs = _find_homeserver(homeserver, state_file, required=True)
+        creds = _creds(state_file)
+        client = MatrixClient(hs, log=output.request_log)
+        if token is not None:
+            result = auth.login_with_token(client, creds, _read_secret() if token == "-" else token)
+            _report_login(result)
+            return
+        options = auth.login_options(client)
+        wants_password = bool(user or password_stdin)
+        device = options.oauth is not None and options.oauth.supports_device_grant
+        if wants_password and not options.password:
+            raise PeekError(
+                f"{hs} offers no password login"
+                + (f"; run `peek login {auth.short_hs(hs)}` without -u" if device else "")
+            )
+        if device and not wants_password:
+            assert options.oauth is not None
+            result = auth.login_with_device_grant(
+                client, creds, options.oauth, show=lambda grant: _show_grant(grant, open_browser)
+            )
+        elif options.password:
+            name = user or click.prompt("User", err=True)
+            if password_stdin:
+                password = _read_secret()
+            else:
+                password = click.prompt("Password", hide_input=True, err=True)
+            result = auth.login_with_password(client, creds, name, password, device_name)
+        else:
+            raise auth.no_usable_flow(hs, options)
+        _report_login(result)
+
+    guarded(run)
+
+
+@click.command(epilog=EXIT_CODES)
+@_homeserver_argument
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per login.")
+@_state_file_option
+def whoami(homeserver: str | None, as_json: bool, state_file: Path | None) -> None:
+    """Show who peek is logged in as on HOMESERVER (all stored logins by default).
+
+    The server is asked, so this also tells whether the login still works. Tokens are never
+    shown.
+
+    \b
+    Examples:
+      peek whoami
+      peek whoami matrix.org --json | jq -r .user_id
+    """
+
+    def run() -> None:
+        import json
+
+        from peekcli import auth
+        from peekcli.client import MatrixClient
+        from peekcli.errors import PeekError
+
+        creds = _creds(state_file)
+        targets = _targets(homeserver, state_file, creds)
+        failure: PeekError | None = None
+        for hs in targets:
+            try:
+                me = auth.whoami(MatrixClient(hs, log=output.request_log), creds)
+            except PeekError as exc:
+                if len(targets) == 1:
+                    raise
+                error(exc.message)
+                failure = exc
+                continue
+            if as_json:
+                row = {
+                    "homeserver": me.homeserver,
+                    "user_id": me.user_id,
+                    "device_id": me.device_id,
+                    "method": me.method,
+                }
+                click.echo(json.dumps(row))
+            else:
+                details = ", ".join(
+                    x
+                    for x in (
+                        f"device {me.device_id}" if me.device_id else None,
+                        f"{me.method} login" if me.method else None,
+                    )
+                    if x
+                )
+                line = f"{me.user_id or '?'} on {me.homeserver}"
+                click.echo(safe(f"{line} ({details})" if details else line))
+        if failure is not None:
+            sys.exit(failure.exit_code)
+
+    guarded(run)
+
+
+@click.command(epilog=EXIT_CODES)
+@_homeserver_argument
+@click.option(
+    "--local",
+    is_flag=True,
+    help="Only forget the login here; the session stays valid on the server.",
+)
+@_state_file_option
+def logout(homeserver: str | None, local: bool, state_file: Path | None) -> None:
+    """End peek's login on HOMESERVER and forget it.
+
+    The session is revoked on the server (its token stops working), then removed from the
+    credentials file. Default HOMESERVER: the only one peek is logged in to.
+
+    \b
+    Examples:
+      peek logout matrix.org
+      peek logout --local example.org     forget it without asking the server
+    """
+
+    def run() -> None:
+        from peekcli import auth
+        from peekcli.client import MatrixClient
+        from peekcli.errors import NetworkError
+
+        creds = _creds(state_file)
+        targets = _targets(homeserver, state_file, creds)
+        if len(targets) > 1:
+            fail_usage(f"logged in to several servers ({', '.join(targets)}): name one")
+        hs = targets[0]
+        try:
+            result = auth.logout(MatrixClient(hs, log=output.request_log), creds, local_only=local)
+        except NetworkError as exc:
+            raise NetworkError(
+                f"{exc.message}; the login was kept (`peek logout --local` forgets it anyway)"
+            ) from None
+        who = result.user_id or "the stored login"
+        if local:
+            how = "forgotten here; the session stays valid on the server"
+        elif result.revoked:
+            how = "session ended on the server"
+        else:
+            how = "the server had already ended the session"
+        click.echo(safe(f"Logged out {who} from {hs} ({how})."))
+
+    guarded(run)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _creds(state_file: Path | None) -> CredentialStore:
+    from peekcli.state import CredentialStore, credentials_path_for, default_state_path
+
+    return CredentialStore(credentials_path_for(state_file or default_state_path()))
+
+
+def _find_homeserver(given: str | None, state_file: Path | None, *, required: bool) -> str:
+    """The client API URL for HOMESERVER (or PEEK_HOMESERVER / the config), discovered from a
+    server name the same way `watch` does, so the login is found again under the same key."""
+    from peekcli.config import effective
+    from peekcli.discovery import find_homeserver
+    from peekcli.state import StateStore, default_state_path
+
+    text, _ = effective(given or os.environ.get("PEEK_HOMESERVER") or None, None)
+    if not text:
+        if required:
+            fail_usage("name the HOMESERVER (or set PEEK_HOMESERVER)")
+        return ""
+    return find_homeserver(text, store=StateStore(state_file or default_state_path()))
+
+
+def _targets(given: str | None, state_file: Path | None, creds: CredentialStore) -> list[str]:
+    """The homeservers a whoami/logout is about: the one named, else every stored login."""
+    from peekcli.auth import not_logged_in, short_hs
+    from peekcli.errors import TokenRejected
+
+    logins = creds.logins()
+    text = given or os.environ.get("PEEK_HOMESERVER")
+    if text:
+        # A stored login matches what was typed without a network round trip.
+        for hs in logins:
+            if text.rstrip("/") in (hs, short_hs(hs)):
+                return [hs]
+        hs = _find_homeserver(text, state_file, required=True)
+        if hs not in logins:
+            raise not_logged_in(hs)
+        return [hs]
+    if not logins:
+        config_hs = _find_homeserver(None, state_file, required=False)
+        if config_hs and config_hs not in logins:
+            raise not_logged_in(config_hs)
+        raise TokenRejected("not logged in anywhere; run `peek login HOMESERVER`", status=401)
+    return list(logins)
+
+
+def _read_secret() -> str:
+    """One line from stdin, without its line ending (a password or a token)."""
+    from peekcli.errors import UsageError
+
+    line = sys.stdin.readline().rstrip("\r\n")
+    if not line:
+        raise UsageError("nothing on stdin")
+    return line
+
+
+def _show_grant(grant: DeviceAuthorization, open_browser: bool) -> None:
+    """The device login's instructions, on stderr so stdout stays for the result."""
+    url = grant.verification_uri_complete or grant.verification_uri
+    lines = [
+        "To log in, open this page in a browser (on any device):",
+        "",
+        f"    {safe(url)}",
+        "",
+        f"and check that it shows the code {safe(grant.user_code)}"
+        if grant.verification_uri_complete
+        else f"and enter the code {safe(grant.user_code)}",
+        "Waiting for your approval (Ctrl-C to give up)…",
+    ]
+    click.echo("\n".join(lines), err=True)
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(url)
+
+
+def _report_login(result: LoginResult) -> None:
+    device = f" (device {result.device_id})" if result.device_id else ""
+    click.echo(safe(f"Logged in to {result.homeserver} as {result.user_id}{device}."))
+    if result.replaced:
+        if result.replaced_not_revoked:
+            how = "it was not ended on the server"
+        else:
+            how = "its session was ended"
+        note(f"this replaces the earlier login of {result.replaced} ({how})")

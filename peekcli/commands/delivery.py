@@ -1,0 +1,105 @@
+"""Options of `watch` and `snapshot` about where delivered events go beyond stdout.
+
+`--exec CMD` hands each event to a command (peekcli/execsink.py); `--no-follow` stops at a room
+upgrade instead of going on in the replacement room (peekcli/upgrades.py). Only click is
+imported here at module level, like every command module.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from peekcli.commands.common import fail_usage, note
+
+if TYPE_CHECKING:
+    from peekcli.execsink import ExecPolicy
+    from peekcli.runner import RunOptions
+    from peekcli.stream import Sink
+
+
+def delivery_options(f: Any) -> Any:
+    """Add --exec, --exec-failure, --exec-timeout, --exec-output and --no-follow."""
+    options = [
+        click.option(
+            "--exec",
+            "exec_cmd",
+            metavar="CMD",
+            help="Run CMD once per delivered event (after filters), one at a time, in order: the "
+            "event's JSON line on its stdin; PEEK_ROOM_ID, PEEK_EVENT_ID, PEEK_EVENT_TYPE and "
+            "PEEK_SENDER in its environment. No shell: write sh -c '…' for one. The position "
+            "passes an event only once CMD exits 0, so a crash or kill hands it over again "
+            "(at least once). Nothing else goes to stdout unless --json is given too.",
+        ),
+        click.option(
+            "--exec-failure",
+            type=click.Choice(["stop", "skip", "retry"]),
+            default="stop",
+            show_default=True,
+            help="When CMD fails (exit status not 0, killed, timed out): stop with exit 9, the "
+            "event undelivered; skip it with a warning; or retry it with backoff (1 s doubling "
+            "up to 60 s; for ever, or up to --max-retries times, then exit 9).",
+        ),
+        click.option(
+            "--exec-timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            metavar="SECONDS",
+            help="Kill CMD (and what it started) after this long; counts as a failure.",
+        ),
+        click.option(
+            "--exec-output",
+            type=click.Choice(["stderr", "stdout"]),
+            default="stderr",
+            show_default=True,
+            help="Where CMD's stdout goes (stderr keeps peek's stdout for --json alone).",
+        ),
+        click.option(
+            "--no-follow",
+            is_flag=True,
+            help="At a room upgrade (tombstone), stop with exit 0 and name the new room, instead "
+            "of going on in it from its start.",
+        ),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def exec_policy(kw: dict[str, Any]) -> ExecPolicy | None:
+    """The `--exec` settings from the parsed options (None without --exec); usage errors exit 2."""
+    command = kw.get("exec_cmd")
+    if command is None:
+        if kw.get("exec_timeout") is not None:
+            fail_usage("--exec-timeout goes with --exec")
+        if kw.get("exec_failure", "stop") != "stop" or kw.get("exec_output", "stderr") != "stderr":
+            fail_usage("--exec-failure and --exec-output go with --exec")
+        return None
+    if kw.get("exec_output") == "stdout" and kw.get("as_json"):
+        fail_usage("--exec-output stdout would mix CMD's output into --json's; pick one")
+    from peekcli.errors import PeekError
+    from peekcli.execsink import ExecPolicy, parse_command
+
+    try:
+        argv = parse_command(command)
+    except PeekError as exc:
+        fail_usage(exc.message)
+    return ExecPolicy(
+        argv=argv,
+        failure=kw.get("exec_failure", "stop"),
+        timeout=kw.get("exec_timeout"),
+        output=kw.get("exec_output", "stderr"),
+        max_retries=kw.get("max_retries"),
+    )
+
+
+def with_exec(opts: RunOptions, sink: Sink, on_start: Any, *, as_json: bool) -> tuple[Sink, Any]:
+    """With --exec: the command sink, passing events on to `sink` only for --json."""
+    policy = opts.exec_policy
+    if policy is None:
+        return sink, on_start
+    from peekcli.execsink import ExecSink
+
+    out = sys.stdout if policy.output == "stdout" else sys.stderr
+    return ExecSink(policy, inner=sink if as_json else None, out=out, warn=note), None

@@ -1,0 +1,223 @@
+"""`peek export ROOM`: a room's history, oldest first, as JSON lines, text or an HTML page."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from peekcli.commands import output
+from peekcli.commands.common import EXIT_CODES, guarded, note
+from peekcli.commands.completion import complete_homeservers, complete_rooms
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from peekcli.export import Progress
+
+
+@click.command(epilog=EXIT_CODES)
+@click.argument("room", shell_complete=complete_rooms)
+@click.option(
+    "--homeserver",
+    "-s",
+    envvar="PEEK_HOMESERVER",
+    metavar="URL",
+    shell_complete=complete_homeservers,
+    help="Client API URL of the homeserver. Default: found from the room's server name.  "
+    "[env: PEEK_HOMESERVER]",
+)
+@click.option(
+    "--token",
+    envvar="PEEK_ACCESS_TOKEN",
+    metavar="TOKEN",
+    help="Access token to use instead of a guest.  [env: PEEK_ACCESS_TOKEN]",
+)
+@click.option(
+    "--state-file",
+    envvar="PEEK_STATE_FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="State file (the credentials file lives beside it).  [env: PEEK_STATE_FILE]",
+)
+@click.option(
+    "--output",
+    "-o",
+    "output_file",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    metavar="FILE",
+    help="Write to FILE (replaced once the export is complete) instead of stdout.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "text", "html"]),
+    default="jsonl",
+    show_default=True,
+    help="jsonl: each event as the server sent it, one per line (like --json); text: the "
+    "watch rendering without colour; html: one self-contained page of that rendering.",
+)
+@click.option(
+    "--since",
+    metavar="WHEN",
+    help="Only events from WHEN on: 2024-05-01, 2024-05-01T14:30 (local time unless a zone "
+    "is given), or back from now: 30m, 12h, 7d, 2w.",
+)
+@click.option(
+    "--until",
+    metavar="WHEN",
+    help="Only events up to WHEN (a bare date includes that whole day).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Only the newest N events (of those --since/--until select), still oldest first.",
+)
+@click.option(
+    "--follow-predecessors",
+    is_flag=True,
+    help="Go on into the rooms this one replaced (m.room.create's predecessor), oldest first.",
+)
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="With -o: continue an interrupted export of FILE (kept in FILE.part) where it stopped.",
+)
+@click.option(
+    "--max-retries",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    metavar="N",
+    help="Retries of a failing request (backoff) before giving up with exit 1; --resume goes on.",
+)
+def export(room: str, **kw: Any) -> None:
+    """Write ROOM's history, oldest first, to stdout or FILE.
+
+    Pages back through the room with /messages (1000 events a request) and writes the events in
+    the order they were sent. On a terminal a progress line shows on stderr; stdout carries only
+    the data. An export to -o FILE that is interrupted (Ctrl-C, kill, network) continues with
+    --resume and never writes an event twice.
+
+    \b
+    Examples:
+      peek export '#lobby:example.org' > lobby.jsonl
+      peek export '#lobby:example.org' --since 7d --format text
+      peek export '#lobby:example.org' --follow-predecessors --format html -o lobby.html
+      peek export '#lobby:example.org' -o lobby.jsonl --resume
+    """
+    if kw["resume"] and kw["output_file"] is None:
+        raise click.UsageError("--resume goes with -o FILE (stdout exports cannot resume)")
+    guarded(lambda: _export(room, kw))
+
+
+def _export(room: str, kw: dict[str, Any]) -> None:
+    from peekcli.errors import Stopped
+    from peekcli.export import ExportJob, ExportRange, parse_when
+    from peekcli.runner import RunOptions, forbidden, open_room
+
+    since = parse_when(kw["since"]) if kw["since"] else None
+    until = parse_when(kw["until"], end_of_day=True) if kw["until"] else None
+    if since is not None and until is not None and since > until:
+        from peekcli.errors import UsageError
+
+        raise UsageError("--since is later than --until: nothing to export")
+    rng = ExportRange(since, until, kw["limit"], kw["follow_predecessors"])
+    opts = RunOptions(homeserver=kw["homeserver"], token=kw["token"], state_path=kw["state_file"])
+    session = open_room(room, opts, log=output.request_log)
+    progress, done = _progress_display()
+    job = ExportJob(
+        client=session.client,
+        homeserver=session.homeserver,
+        room_id=session.room_id,
+        range=rng,
+        output=kw["output_file"],
+        resume=kw["resume"],
+        stdout=sys.stdout.buffer if kw["output_file"] is None else None,
+        progress=progress,
+        warn=note,
+        renew_token=session.renew,
+        max_retries=kw["max_retries"],
+    )
+    from peekcli.errors import ForbiddenError
+
+    try:
+        job.run(_writer_factory(kw["fmt"], session.homeserver))
+    except ForbiddenError as exc:
+        raise forbidden(session, exc) from None
+    except (Stopped, KeyboardInterrupt):
+        done()
+        if kw["output_file"] is not None:
+            note(f"export interrupted; `peek export … -o {kw['output_file']} --resume` goes on")
+        raise
+    finally:
+        done()
+    if job.resumed_from:
+        note(f"resumed after {job.resumed_from} events fetched before")
+
+
+def _writer_factory(fmt: str, homeserver: str) -> Callable[[Any], Any]:
+    def make(out: Any) -> Any:
+        if fmt == "jsonl":
+            from peekcli.export import JsonLinesWriter
+
+            return JsonLinesWriter(out)
+        from peekcli.render.exportfmt import HtmlWriter, TextWriter
+
+        if fmt == "text":
+            return TextWriter(out)
+        return HtmlWriter(out, homeserver=homeserver)
+
+    return make
+
+
+def _progress_display() -> tuple[Callable[[Progress], None], Callable[[], None]]:
+    """A progress line on a terminal's stderr (events, date reached, events/s); else nothing."""
+    if output.quiet or not sys.stderr.isatty():
+        return (lambda _p: None), (lambda: None)
+    import time
+
+    from rich.console import Console
+    from rich.progress import Progress as Bar
+    from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    bar = Bar(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    task = bar.add_task("starting…", total=None)
+    started = time.monotonic()
+    shown = False
+    phase = "fetching"
+
+    def update(p: Progress) -> None:
+        nonlocal shown, started, phase
+        if not shown:
+            bar.start()
+            shown = True
+        if p.phase != phase:
+            phase, started = p.phase, time.monotonic()
+        rate = p.events / max(time.monotonic() - started, 1e-3)
+        if p.phase == "writing":
+            text = f"writing: {p.events} events"
+        else:
+            reached = ""
+            if p.oldest_ts is not None:
+                from datetime import datetime
+
+                reached = f", back to {datetime.fromtimestamp(p.oldest_ts / 1000):%Y-%m-%d %H:%M}"
+            text = f"fetched {p.events} events{reached} ({rate:.0f}/s)"
+        bar.update(task, description=text)
+
+    def done() -> None:
+        nonlocal shown
+        if shown:
+            bar.stop()
+            shown = False
+
+    return update, done

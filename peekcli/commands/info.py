@@ -1,0 +1,232 @@
+"""`peek info ROOM` and `peek doctor [HOMESERVER]`: what a room and a server allow."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from peekcli.commands.common import EXIT_CODES, guarded
+
+if TYPE_CHECKING:
+    from peekcli.probe import DoctorReport, RoomReport
+
+
+def _common(f: Any) -> Any:
+    options = [
+        click.option(
+            "--token",
+            envvar="PEEK_ACCESS_TOKEN",
+            metavar="TOKEN",
+            help="Access token to use instead of a stored login or a guest.  "
+            "[env: PEEK_ACCESS_TOKEN]",
+        ),
+        click.option(
+            "--state-file",
+            envvar="PEEK_STATE_FILE",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="State file (credentials beside it).  [env: PEEK_STATE_FILE]",
+        ),
+        click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@click.command(epilog=EXIT_CODES)
+@click.argument("room", metavar="ROOM")
+@click.option(
+    "--homeserver",
+    "-s",
+    envvar="PEEK_HOMESERVER",
+    metavar="URL",
+    help="Client API URL of the homeserver to ask. Default: the server named by the room.  "
+    "[env: PEEK_HOMESERVER]",
+)
+@_common
+def info(room: str, **kw: Any) -> None:
+    """Show what peek can tell about ROOM before watching it, and whether it can.
+
+    Name, alias, topic, members, room version, join rule, history visibility, guest access,
+    encryption, and a verdict: watchable as guest, with your account, or not (and why). Asks
+    the room summary endpoint (no token needed on many servers), else the room's state.
+
+    Exits 0 when the room is watchable; otherwise with the code `peek watch` would end with
+    (3 not readable, 4 not found, 7 guests refused), after printing what is known.
+
+    \b
+    Examples:
+      peek info '#lobby:example.org'
+      peek info '#lobby:example.org' --json | jq .verdict
+    """
+    guarded(lambda: _info(room, **kw))
+
+
+def _info(
+    room: str, *, homeserver: str | None, token: str | None, state_file: Path | None, as_json: bool
+) -> None:
+    from peekcli.commands import output
+    from peekcli.probe import room_info
+
+    report = room_info(
+        room, homeserver=homeserver, token=token, state_path=state_file, log=output.request_log
+    )
+    if as_json:
+        _write_json(report.to_json())
+    else:
+        _print_info(report)
+    if report.verdict.exit_code:
+        sys.exit(report.verdict.exit_code)
+
+
+def _print_info(report: RoomReport) -> None:
+    from peekcli.render.sanitize import one_line
+
+    f = report.facts
+    members = str(f.num_joined_members) if f.num_joined_members is not None else None
+    guests = {"can_join": "can join", "forbidden": "cannot join"}.get(f.guest_access or "")
+    rows = [
+        ("room", f.room_id or report.room),
+        ("name", f.name),
+        ("alias", f.canonical_alias),
+        ("topic", f.topic),
+        ("members", members),
+        ("room version", f.room_version),
+        ("room type", f.room_type),
+        ("join rule", f.join_rule),
+        ("history", f.history_visibility or ("not world_readable" if report.source else None)),
+        ("guests", guests or f.guest_access),
+        ("encryption", f.encryption),
+        ("homeserver", report.homeserver),
+        ("asked as", report.identity or "no token"),
+        ("source", _SOURCES.get(report.source or "", "nothing readable")),
+        ("verdict", f"{report.verdict.headline}: {report.verdict.reason}"),
+    ]
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        if label == "room type" and value is None:
+            continue
+        shown = one_line(value, 300) if value is not None else "-"
+        sys.stdout.write(f"{label.ljust(width)}  {shown}\n")
+    sys.stdout.flush()
+
+
+_SOURCES = {
+    "room_summary": "room summary (GET /_matrix/client/v1/room_summary)",
+    "im.nheko.summary": "room summary (unstable im.nheko.summary)",
+    "state": "room state",
+}
+
+
+def _write_json(doc: dict[str, Any]) -> None:
+    from peekcli.render.jsonl import encode_event
+
+    sys.stdout.buffer.write(encode_event(doc))
+    sys.stdout.buffer.flush()
+
+
+@click.command(epilog=EXIT_CODES)
+@click.argument("homeserver", required=False, metavar="[HOMESERVER]")
+@click.option(
+    "--room",
+    metavar="ROOM",
+    help="A world-readable room to test peeking on. Default: the first world-readable room "
+    "of the public directory (what `peek rooms` lists).",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0.5),
+    default=2.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="The /messages poll interval to report, as `peek watch --poll-interval`.",
+    hidden=True,
+)
+@_common
+def doctor(homeserver: str | None, **kw: Any) -> None:
+    """Check what HOMESERVER supports and which stream `peek watch` would use there.
+
+    HOMESERVER is a server name (example.org, found through .well-known) or a client API URL;
+    default: PEEK_HOMESERVER, the config file, or the server of --room. Checks discovery,
+    /versions, the server software, guest registration, then on a world-readable room:
+    initialSync, /events peeking and /messages. Prints a pass/fail table (plain lines when
+    piped) and the stream peek will use.
+
+    Exits 0 only when watching works; 7 when no identity can be had (guests refused, no
+    login), 3 when the test room cannot be read, 8 when neither /events nor /messages works,
+    1 when the server cannot be reached or no room could be found to test with.
+
+    \b
+    Examples:
+      peek doctor example.org
+      peek doctor https://matrix.example.org --room '#lobby:example.org'
+    """
+    guarded(lambda: _doctor(homeserver, **kw))
+
+
+def _doctor(
+    homeserver: str | None,
+    *,
+    room: str | None,
+    poll_interval: float,
+    token: str | None,
+    state_file: Path | None,
+    as_json: bool,
+) -> None:
+    from peekcli.commands import output
+    from peekcli.probe import doctor
+
+    if homeserver is None:
+        import os
+
+        homeserver = os.environ.get("PEEK_HOMESERVER") or None
+    report = doctor(
+        homeserver,
+        room=room,
+        token=token,
+        state_path=state_file,
+        log=output.request_log,
+        poll_interval=poll_interval,
+    )
+    if as_json:
+        _write_json(report.to_json())
+    elif sys.stdout.isatty():
+        _doctor_table(report)
+    else:
+        _doctor_plain(report)
+    if report.exit_code:
+        sys.exit(report.exit_code)
+
+
+_MARKS = {"pass": "ok", "fail": "FAIL", "info": "info", "skip": "skip"}
+
+
+def _doctor_plain(report: DoctorReport) -> None:
+    from peekcli.render.sanitize import one_line
+
+    for check in report.checks:
+        mark = _MARKS.get(check.status, check.status)
+        sys.stdout.write(f"{mark:<5} {check.name:<19} {one_line(check.detail, 400)}\n")
+    sys.stdout.flush()
+
+
+def _doctor_table(report: DoctorReport) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from peekcli.render.sanitize import one_line
+
+    styles = {"pass": "green", "fail": "bold red", "info": "cyan", "skip": "dim"}
+    title = f"peek doctor: {one_line(report.homeserver or '?', 200)}"
+    table = Table(title=title, title_justify="left")
+    table.add_column("check", no_wrap=True)
+    table.add_column("result", no_wrap=True)
+    table.add_column("detail")
+    for check in report.checks:
+        mark = Text(_MARKS.get(check.status, check.status), style=styles.get(check.status, ""))
+        table.add_row(check.name, mark, Text(one_line(check.detail, 400)))
+    Console().print(table)

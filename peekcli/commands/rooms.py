@@ -1,0 +1,186 @@
+"""`peek rooms [SERVER]`: the public room directory, with what `peek watch` can follow."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from peekcli.commands.common import EXIT_CODES, fail_usage, guarded, note
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from peekcli.rooms import PublicRoom
+
+
+@click.command("rooms", epilog=EXIT_CODES)
+@click.argument("server", required=False)
+@click.option("--search", metavar="TERM", help="Only rooms whose name, alias or topic has TERM.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    metavar="N",
+    help="Show at most N rooms (0: the whole directory).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="One JSON object per room: room_id, alias, name, topic, members, world_readable, "
+    "guest_can_join, join_rule, room_type.",
+)
+@click.option(
+    "--homeserver",
+    "-s",
+    envvar="PEEK_HOMESERVER",
+    metavar="URL",
+    help="Client API URL to ask, instead of SERVER.  [env: PEEK_HOMESERVER]",
+)
+@click.option(
+    "--token",
+    envvar="PEEK_ACCESS_TOKEN",
+    metavar="TOKEN",
+    help="Access token, for servers whose directory needs one.  [env: PEEK_ACCESS_TOKEN]",
+)
+@click.option(
+    "--state-file",
+    envvar="PEEK_STATE_FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="State file (discovery cache; credentials beside it).  [env: PEEK_STATE_FILE]",
+)
+@click.option("--page-size", type=click.IntRange(1, 1000), default=100, hidden=True)
+def rooms(server: str | None, **kw: Any) -> None:
+    """List the public rooms of SERVER (a server name like example.org, or a URL).
+
+    WATCH says whether the room is world-readable, i.e. whether `peek watch` can follow it
+    without joining. Without SERVER, the homeserver from --homeserver, PEEK_HOMESERVER or the
+    config file is asked. On a terminal the list is a table; piped, it is one room per line:
+    address (alias or room id), members, watchable (yes/no), name, topic, separated by tabs.
+
+    \b
+    Examples:
+      peek rooms example.org
+      peek rooms example.org --search linux --limit 10
+      peek rooms example.org --json | jq -r 'select(.world_readable) | .alias // .room_id'
+    """
+    ctx = click.get_current_context()
+    if server and ctx.get_parameter_source("homeserver") == click.core.ParameterSource.COMMANDLINE:
+        fail_usage("give SERVER or --homeserver, not both")
+    guarded(lambda: _list(server, **kw))
+
+
+def _list(
+    server: str | None,
+    *,
+    search: str | None,
+    limit: int,
+    as_json: bool,
+    homeserver: str | None,
+    token: str | None,
+    state_file: Path | None,
+    page_size: int,
+) -> None:
+    from peekcli.auth import choose_identity
+    from peekcli.client import MatrixClient
+    from peekcli.commands import output
+    from peekcli.config import effective
+    from peekcli.discovery import find_homeserver
+    from peekcli.errors import UsageError
+    from peekcli.rooms import normalize_homeserver, public_rooms
+    from peekcli.state import CredentialStore, StateStore, credentials_path_for, default_state_path
+
+    state_path = state_file or default_state_path()
+    store = StateStore(state_path)
+    if server:
+        base = find_homeserver(server, store, output.request_log)
+        _, token = effective(base, token)
+    else:
+        given, token = effective(homeserver, token)
+        if not given:
+            raise UsageError(
+                "whose directory? give a SERVER (peek rooms example.org) or --homeserver"
+            )
+        base = normalize_homeserver(given)
+    client = MatrixClient(base, log=output.request_log)
+    creds = CredentialStore(credentials_path_for(state_path))
+    found = public_rooms(
+        client,
+        search=search,
+        limit=limit or None,
+        page_size=page_size,
+        authenticate=lambda: choose_identity(client, creds, token=token)[1],
+    )
+    if as_json:
+        _json_lines(found)
+    elif sys.stdout.isatty():
+        _table(list(found), base, limit)
+    else:
+        _tab_separated(found)
+
+
+def _json_lines(found: Iterable[PublicRoom]) -> None:
+    from dataclasses import asdict
+
+    from peekcli.render.jsonl import encode_event
+
+    for room in found:
+        sys.stdout.buffer.write(encode_event(asdict(room)))
+        sys.stdout.buffer.flush()
+
+
+def _tab_separated(found: Iterable[PublicRoom]) -> None:
+    from peekcli.render.sanitize import one_line
+
+    for room in found:
+        fields = [
+            room.address,
+            str(room.members) if room.members is not None else "-",
+            "yes" if room.world_readable else "no",
+            room.name or "-",
+            room.topic or "-",
+        ]
+        # one_line expands tabs and shows newlines as ⏎: a field never splits a line or a column.
+        sys.stdout.write("\t".join(one_line(f, 300) for f in fields) + "\n")
+    sys.stdout.flush()
+
+
+def _table(found: list[PublicRoom], base: str, limit: int) -> None:
+    from rich.console import Console
+
+    from peekcli.render.sanitize import one_line
+
+    if not found:
+        note(f"no public rooms on {base}")
+        return
+    console = Console()
+    console.print(directory_table(found, one_line(base, 200)))
+    if limit and len(found) >= limit:
+        note(f"showing the first {limit} rooms; --limit 0 shows them all")
+
+
+def directory_table(found: list[PublicRoom], title: str) -> Any:
+    """A rich table; every server string is sanitized and added as plain text, never markup."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from peekcli.render.sanitize import one_line
+
+    table = Table(title=Text(f"Public rooms on {title}"), title_justify="left", expand=False)
+    table.add_column("Room", overflow="fold", ratio=2)
+    table.add_column("Members", justify="right", no_wrap=True)
+    table.add_column("Watch", no_wrap=True)
+    table.add_column("Topic", overflow="fold", ratio=3)
+    for room in found:
+        label = Text(one_line(room.name, 80) if room.name else "", style="bold")
+        if room.name:
+            label.append("\n")
+        label.append(one_line(room.address, 255), style="cyan")
+        watch = Text("yes", style="green") if room.world_readable else Text("no", style="dim")
+        members = str(room.members) if room.members is not None else "-"
+        table.add_row(label, members, watch, Text(one_line(room.topic or "", 300)))
+    return table

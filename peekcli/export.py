@@ -1,0 +1,530 @@
+"""`peek export`: a room's history, oldest first, from `GET /messages?dir=b` pages.
+
+Paging backwards is the one way through a room's past, but it yields the newest events first.
+Each page (up to 1000 events; the server may send fewer, and only a reply without `end`, with
+an empty chunk or with an `end` equal to its `from` says the start is reached) is reversed and
+appended to a *spill* file; when the walk is over the spill is read back page by page from its
+end, which is the whole history in chronological order, and handed to a writer (JSON lines,
+text, HTML). Memory stays at one page whatever the room's size: stdout exports spill to a
+temporary file (in memory up to 32 MiB), `-o FILE` exports to `FILE.part`.
+
+Resumable (`-o FILE`): after each page, once its events are in `FILE.part`, a sidecar
+`FILE.part.json` is replaced atomically with the walk's state (the next `from` token, the byte
+length of what is committed). `--resume` cuts `FILE.part` back to that length and goes on from
+the token, so an interrupted export never holds an event twice. Only when the walk is complete is
+`FILE` written (to a temporary file renamed into place), and the two work files removed.
+
+With `--follow-predecessors`, once a room's start is reached its `m.room.create` state names the
+room it replaced (`predecessor.room_id`), which is walked next: the spill then holds the newest
+room first, and reading it back gives the oldest room first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any, BinaryIO, Protocol
+
+from peekcli import signals
+from peekcli.client import API, JSON, MatrixClient, q
+from peekcli.errors import (
+    ForbiddenError,
+    NetworkError,
+    NotFoundError,
+    PeekError,
+    RateLimited,
+    StateFileError,
+    TokenRejected,
+    UsageError,
+)
+from peekcli.render.jsonl import encode_event
+
+#: Events asked for per page: the most Synapse serves in one reply.
+PAGE_LIMIT = 1000
+#: A stdout export keeps this much of its spill in memory before it goes to a temporary file.
+SPOOL_BYTES = 32 * 1024 * 1024
+SIDECAR_VERSION = 1
+
+_RELATIVE = re.compile(r"(\d+)\s*(s|m|min|h|d|w)", re.IGNORECASE)
+_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+# -- dates ---------------------------------------------------------------------------------------
+
+
+def parse_when(text: str, *, end_of_day: bool = False, now: datetime | None = None) -> int:
+    """`--since` / `--until` → milliseconds since the epoch (what `origin_server_ts` counts).
+
+    Accepts an ISO date (`2024-05-01`: local midnight; with `end_of_day`, the last millisecond
+    of that day, so `--until 2024-05-01` includes the whole day), an ISO date and time (without
+    a zone: local time; `Z` or `+02:00` honoured) or a duration back from now (`90s`, `15m`,
+    `12h`, `7d`, `2w`).
+    """
+    value = text.strip()
+    now = now or datetime.now(UTC)
+    relative = _RELATIVE.fullmatch(value)
+    if relative:
+        seconds = int(relative.group(1)) * _UNITS[relative.group(2).lower()]
+        try:
+            return _ms(now - timedelta(seconds=seconds))
+        except OverflowError:
+            raise UsageError(f"{text!r} reaches back too far") from None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(
+            f"cannot read {text!r} as a date: give 2024-05-01, 2024-05-01T14:30, "
+            "2024-05-01T14:30:00Z or a duration like 7d, 12h, 30m"
+        ) from None
+    date_only = "T" not in value.upper() and " " not in value and ":" not in value
+    if when.tzinfo is None:
+        when = when.astimezone()  # naive: the user's local time
+    if date_only and end_of_day:
+        return _ms(when + timedelta(days=1)) - 1
+    return _ms(when)
+
+
+def _ms(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+def _ts(event: JSON) -> int | None:
+    ts = event.get("origin_server_ts")
+    return ts if isinstance(ts, int) and not isinstance(ts, bool) else None
+
+
+# -- what is asked, and how far the walk got ----------------------------------------------------
+
+
+@dataclass
+class ExportRange:
+    """Which events: by server timestamp (inclusive), the newest `limit` of them, which rooms."""
+
+    since_ms: int | None = None
+    until_ms: int | None = None
+    limit: int | None = None
+    follow_predecessors: bool = False
+
+
+@dataclass
+class RoomWalk:
+    """One room's backwards walk: `token` is the next page's `from` (None: the live end)."""
+
+    room_id: str
+    token: str | None = None
+    done: bool = False
+
+
+@dataclass
+class ExportState:
+    """Everything needed to go on with an export: written to the sidecar after each page."""
+
+    homeserver: str
+    room_id: str
+    range: ExportRange
+    rooms: list[RoomWalk] = field(default_factory=list)
+    #: [offset, length] of each page in the spill, in the order fetched (newest first).
+    segments: list[list[int]] = field(default_factory=list)
+    count: int = 0
+    oldest_ts: int | None = None
+    #: The walk is over (start reached, --since/--limit satisfied): only the writing is left.
+    finished: bool = False
+
+    @property
+    def committed(self) -> int:
+        return sum(length for _, length in self.segments)
+
+    def to_doc(self) -> JSON:
+        return {"version": SIDECAR_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_doc(cls, doc: Any) -> ExportState:
+        try:
+            if doc["version"] != SIDECAR_VERSION:
+                raise ValueError("unknown version")
+            rng = ExportRange(**doc["range"])
+            rooms = [RoomWalk(**room) for room in doc["rooms"]]
+            segments = [[int(off), int(length)] for off, length in doc["segments"]]
+            return cls(
+                homeserver=str(doc["homeserver"]),
+                room_id=str(doc["room_id"]),
+                range=rng,
+                rooms=rooms,
+                segments=segments,
+                count=int(doc["count"]),
+                oldest_ts=doc.get("oldest_ts"),
+                finished=bool(doc["finished"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StateFileError(f"the export's progress file is unreadable ({exc})") from None
+
+
+# -- the spill ------------------------------------------------------------------------------------
+
+
+class Spill:
+    """Pages of events as JSON lines, newest page first; read back from the end = oldest first."""
+
+    def __init__(self, fh: IO[bytes], segments: list[list[int]]) -> None:
+        self.fh = fh
+        self.segments = segments
+
+    def append(self, newest_first: list[JSON]) -> None:
+        data = b"".join(encode_event(ev) for ev in reversed(newest_first))
+        offset = sum(length for _, length in self.segments)
+        self.fh.seek(offset)
+        self.fh.write(data)
+        self.fh.flush()
+        self.segments.append([offset, len(data)])
+
+    def lines(self) -> Iterator[bytes]:
+        """Every event's JSON line, oldest first."""
+        for offset, length in reversed(self.segments):
+            self.fh.seek(offset)
+            data = self.fh.read(length)
+            if len(data) != length:
+                raise StateFileError("the export's spill file is shorter than recorded")
+            yield from data.splitlines(keepends=True)
+
+
+# -- writers --------------------------------------------------------------------------------------
+
+
+class Writer(Protocol):
+    """Formats the events, oldest first. `begin` gets the newest room's current state."""
+
+    wants_state: bool
+
+    def begin(self, room_id: str, state: list[JSON]) -> None: ...
+
+    def write(self, line: bytes) -> None: ...
+
+    def finish(self) -> None: ...
+
+
+class JsonLinesWriter:
+    """Each event exactly as `--json` prints it (the spill already holds those very lines)."""
+
+    wants_state = False
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+
+    def begin(self, room_id: str, state: list[JSON]) -> None:
+        return None
+
+    def write(self, line: bytes) -> None:
+        self.out.write(line)
+
+    def finish(self) -> None:
+        self.out.flush()
+
+
+# -- the walk -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Progress:
+    events: int
+    oldest_ts: int | None
+    room_id: str
+    phase: str  # "fetching" or "writing"
+
+
+def _ignore(*_: Any) -> None:
+    return None
+
+
+@dataclass
+class Exporter:
+    """Walks the rooms backwards page by page into the spill, committing after every page."""
+
+    client: MatrixClient
+    state: ExportState
+    spill: Spill
+    commit: Callable[[ExportState], None] = _ignore
+    progress: Callable[[Progress], None] = _ignore
+    warn: Callable[[str], None] = _ignore
+    renew_token: Callable[[], bool] = lambda: False
+    max_retries: int = 5
+    sleep: Callable[[float], None] = time.sleep
+    requests: int = 0
+
+    def run(self) -> None:
+        state = self.state
+        if not state.rooms:
+            state.rooms.append(RoomWalk(state.room_id))
+        while not state.finished:
+            walk = next((w for w in state.rooms if not w.done), None)
+            if walk is None:
+                self._next_room()
+                continue
+            self._page(walk)
+
+    def _page(self, walk: RoomWalk) -> None:
+        state, rng = self.state, self.state.range
+        first_room = walk is self.state.rooms[0]
+        try:
+            reply = self._call(
+                lambda: self.client.messages(walk.room_id, walk.token, "b", PAGE_LIMIT)
+            )
+        except (ForbiddenError, NotFoundError) as exc:
+            if first_room:
+                raise
+            self.warn(
+                f"cannot read {walk.room_id}, the room {state.rooms[0].room_id} came from "
+                f"({exc.message}); the export starts where that room starts"
+            )
+            state.finished = True
+            self._commit()
+            return
+        chunk = reply.get("chunk")
+        if not isinstance(chunk, list):
+            raise NetworkError(f"{self.client.base_url} sent a /messages reply without a chunk")
+        events = [
+            ev for ev in chunk if isinstance(ev, dict) and ev.get("room_id") in (None, walk.room_id)
+        ]
+        kept: list[JSON] = []
+        stop = False
+        for event in events:  # newest first
+            ts = _ts(event)
+            if rng.since_ms is not None and ts is not None and ts < rng.since_ms:
+                # Older than --since: this page is the last one. Its other events are still
+                # judged by their own time, since clocks (and federated servers) disagree a bit.
+                stop = True
+                continue
+            if rng.until_ms is not None and ts is not None and ts > rng.until_ms:
+                continue
+            kept.append(event)
+            if rng.limit is not None and state.count + len(kept) >= rng.limit:
+                stop = True
+                break
+        end = reply.get("end")
+        with signals.deferred():
+            if kept:
+                self.spill.append(kept)
+                state.count += len(kept)
+                for ts in map(_ts, kept):
+                    if ts is not None and (state.oldest_ts is None or ts < state.oldest_ts):
+                        state.oldest_ts = ts
+            if stop:
+                walk.done = True
+                state.finished = True
+            elif not events or not isinstance(end, str) or not end or end == walk.token:
+                walk.done = True
+            else:
+                walk.token = end
+            self._commit()
+        self.progress(Progress(state.count, state.oldest_ts, walk.room_id, "fetching"))
+
+    def _next_room(self) -> None:
+        """Every room walked to its start: go on into the predecessor, or finish."""
+        state = self.state
+        newest_first = state.rooms[-1].room_id
+        predecessor = self._predecessor(newest_first) if state.range.follow_predecessors else None
+        if predecessor is None or predecessor in {w.room_id for w in state.rooms}:
+            state.finished = True
+        else:
+            state.rooms.append(RoomWalk(predecessor))
+        self._commit()
+
+    def _predecessor(self, room_id: str) -> str | None:
+        path = f"{API}/rooms/{q(room_id)}/state/m.room.create/"
+        try:
+            content = self._call(lambda: self.client.request("GET", path))
+        except (ForbiddenError, NotFoundError) as exc:
+            self.warn(f"cannot read the creation of {room_id} ({exc.message}); no older room")
+            return None
+        predecessor = content.get("predecessor")
+        old = predecessor.get("room_id") if isinstance(predecessor, dict) else None
+        if isinstance(old, str) and old.startswith("!") and len(old) < 256:
+            return old
+        return None
+
+    def _commit(self) -> None:
+        self.commit(self.state)
+
+    def _call(self, request: Callable[[], JSON]) -> JSON:
+        """One request, retried on network trouble with backoff (never moves the walk)."""
+        attempt = 0
+        renewed = False
+        while True:
+            self.requests += 1
+            try:
+                return request()
+            except TokenRejected:
+                if renewed or not self.renew_token():
+                    raise
+                renewed = True
+            except NetworkError as exc:
+                if attempt >= self.max_retries:
+                    raise
+                if isinstance(exc, RateLimited) and exc.retry_after is not None:
+                    delay = exc.retry_after
+                else:
+                    delay = min(30.0, 2.0**attempt)
+                attempt += 1
+                self.warn(f"{exc.message}; retrying in {delay:g} s")
+                self.sleep(delay)
+
+
+# -- files ----------------------------------------------------------------------------------------
+
+
+def work_paths(output: Path) -> tuple[Path, Path]:
+    """`FILE.part` (the spill) and `FILE.part.json` (the sidecar) beside the output file."""
+    return output.with_name(output.name + ".part"), output.with_name(output.name + ".part.json")
+
+
+def save_sidecar(path: Path, state: ExportState) -> None:
+    data = json.dumps(state.to_doc(), separators=(",", ":")).encode()
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise StateFileError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def load_sidecar(path: Path) -> ExportState:
+    try:
+        return ExportState.from_doc(json.loads(path.read_bytes()))
+    except (OSError, ValueError) as exc:
+        raise StateFileError(f"cannot read {path} ({exc}); export again without --resume") from None
+
+
+@dataclass
+class ExportJob:
+    """One export: where it reads from, what it asked for and where it writes."""
+
+    client: MatrixClient
+    homeserver: str
+    room_id: str
+    range: ExportRange
+    output: Path | None = None
+    resume: bool = False
+    stdout: BinaryIO | None = None
+    progress: Callable[[Progress], None] = _ignore
+    warn: Callable[[str], None] = _ignore
+    renew_token: Callable[[], bool] = lambda: False
+    max_retries: int = 5
+    #: Filled in by `run`: requests sent while walking and events written.
+    requests: int = 0
+    written: int = 0
+    resumed_from: int = 0
+
+    def run(self, make_writer: Callable[[BinaryIO], Writer]) -> None:
+        if self.output is None:
+            self._to_stream(make_writer)
+        else:
+            self._to_file(self.output, make_writer)
+
+    def _to_stream(self, make_writer: Callable[[BinaryIO], Writer]) -> None:
+        assert self.stdout is not None
+        state = ExportState(self.homeserver, self.room_id, self.range)
+        with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as fh:
+            spill = Spill(fh, state.segments)
+            self._walk(state, spill)
+            self._write(state, spill, make_writer(self.stdout))
+
+    def _to_file(self, output: Path, make_writer: Callable[[BinaryIO], Writer]) -> None:
+        part, sidecar = work_paths(output)
+        state = self._resumed(part, sidecar) if self.resume else None
+        if state is None and not self.resume and sidecar.exists():
+            self.warn(
+                f"starting over: the unfinished export in {part} is dropped (--resume goes on)"
+            )
+        if state is None:
+            state = ExportState(self.homeserver, self.room_id, self.range)
+            mode = "w+b"
+        else:
+            mode = "r+b"
+        try:
+            fh = open(part, mode)  # noqa: SIM115 - closed below, after the final rename
+        except OSError as exc:
+            raise PeekError(f"cannot write {part}: {exc.strerror}") from None
+        with fh:
+            if mode == "r+b":
+                fh.truncate(state.committed)  # whatever a kill left past the last commit
+            spill = Spill(fh, state.segments)
+            self._walk(state, spill, lambda s: save_sidecar(sidecar, s))
+            fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    self._write(state, spill, make_writer(out))
+                os.replace(tmp, output)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        for path in (sidecar, part):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+    def _resumed(self, part: Path, sidecar: Path) -> ExportState | None:
+        if not sidecar.exists() or not part.exists():
+            self.warn(f"nothing to resume in {part}: starting a new export")
+            return None
+        state = load_sidecar(sidecar)
+        if (state.homeserver, state.room_id, state.range) != (
+            self.homeserver,
+            self.room_id,
+            self.range,
+        ):
+            raise UsageError(
+                f"{part} holds an export of another room or with other --since/--until/--limit/"
+                "--follow-predecessors: give the same ones, or export again without --resume"
+            )
+        if part.stat().st_size < state.committed:
+            raise StateFileError(f"{part} is shorter than recorded: export again without --resume")
+        self.resumed_from = state.count
+        return state
+
+    def _walk(
+        self,
+        state: ExportState,
+        spill: Spill,
+        commit: Callable[[ExportState], None] = _ignore,
+    ) -> None:
+        exporter = Exporter(
+            client=self.client,
+            state=state,
+            spill=spill,
+            commit=commit,
+            progress=self.progress,
+            warn=self.warn,
+            renew_token=self.renew_token,
+            max_retries=self.max_retries,
+        )
+        try:
+            exporter.run()
+        finally:
+            self.requests += exporter.requests
+
+    def _write(self, state: ExportState, spill: Spill, writer: Writer) -> None:
+        room_state: list[JSON] = []
+        if writer.wants_state:
+            with contextlib.suppress(PeekError):
+                room_state = [
+                    ev for ev in self.client.room_state(state.room_id) if isinstance(ev, dict)
+                ]
+        writer.begin(state.room_id, room_state)
+        last = time.monotonic()
+        for line in spill.lines():
+            writer.write(line)
+            self.written += 1
+            if time.monotonic() - last > 0.2:
+                last = time.monotonic()
+                self.progress(Progress(self.written, None, state.room_id, "writing"))
+        writer.finish()
