@@ -127,10 +127,10 @@ def choose_identity(
     """Pick the identity (`--token` first, then a stored login, then a guest) and its renewal.
 
     `guest` is "auto", "force" (`--guest`: a guest whatever is stored) or "never" (`--no-guest`).
-    The returned callable is the loop's answer to a rejected token: a guest is replaced (True:
-    retry the same request); otherwise it raises `TokenRejected` with a clear message. A login
-    never gets that far unless renewing failed: its client refreshes the token on a 401 and sends
-    the refused request once more (see `LoginSession`).
+    The returned callable is the loop's answer to a rejected token. Guests and logins renew in
+    the client (a new guest, or a refresh, then the refused request once more), so the loop only
+    hears of a token the renewal could not save: the callable returns False (the server's error
+    stands) or raises `TokenRejected` with a clearer message.
     """
     hs = client.base_url
     if token and guest != "force":
@@ -159,7 +159,11 @@ def choose_identity(
         identity.user_id, identity.device_id = fresh.user_id, fresh.device_id
         return True
 
-    return identity, renew
+    # A stored guest the server has forgotten is replaced on any request (alias lookup and
+    # initialSync included) by the client itself, once per request; the loop then has nothing
+    # left to renew, so a fresh guest refused at once ends the run instead of looping.
+    client.on_token_rejected = renew
+    return identity, lambda: False
 
 
 def _whoami_of_given_token(client: MatrixClient) -> tuple[str | None, str | None]:

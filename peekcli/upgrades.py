@@ -334,9 +334,10 @@ def _checked_start(
 
 
 def _session_for(session: RoomSession, room_id: str) -> RoomSession:
-    from peekcli.rooms import parse_room
+    """The same identity and client, on the replacement room (named by its id in messages)."""
+    from peekcli.rooms import RoomRef
 
-    return replace(session, room_id=room_id, ref=parse_room(room_id))
+    return replace(session, room_id=room_id, ref=RoomRef(room_id))
 
 
 def _begin_at_start(session: RoomSession, opts: RunOptions, hooks: Hooks) -> None:

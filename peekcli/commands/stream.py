@@ -88,9 +88,7 @@ def stream_options(f: Any) -> Any:
             metavar="N",
             help="Stop (exit 0) after delivering N events; the rest waits for the next run.",
         ),
-        click.option(
-            "--seconds", is_flag=True, help="Pretty output: show times as HH:MM:SS."
-        ),
+        click.option("--seconds", is_flag=True, help="Pretty output: show times as HH:MM:SS."),
         click.option(
             "--color/--no-color",
             default=None,

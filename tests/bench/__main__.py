@@ -29,7 +29,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, one repeat")
     parser.add_argument("--only", action="append", choices=SECTIONS, help="run only this part")
-    parser.add_argument("--events", type=int, help=f"backlog/export size (default {FULL.backlog_events})")
+    parser.add_argument(
+        "--events", type=int, help=f"backlog/export size (default {FULL.backlog_events})"
+    )
     parser.add_argument("--runs", type=int, help="repeats of the backlog and export runs")
     parser.add_argument("--startup-runs", type=int, help="rounds of start-up runs")
     parser.add_argument("--latency-messages", type=int, help="messages per consumer")

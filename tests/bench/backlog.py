@@ -195,7 +195,10 @@ def export(sizes: Sizes, server: BenchServer, backlog: Backlog, work: Path) -> l
             times[name].append(elapsed)
             counts[name].append(len(reqs))
             details[name] = server.summary(reqs)
-        peek_ids, bare_ids = _ids(work / f"export-peek-{r}.jsonl"), _ids(work / f"export-bare-{r}.jsonl")
+        peek_ids, bare_ids = (
+            _ids(work / f"export-peek-{r}.jsonl"),
+            _ids(work / f"export-bare-{r}.jsonl"),
+        )
         if peek_ids != bare_ids:
             problems.append(
                 f"run {r}: peek exported {len(peek_ids)} events, the bare loop {len(bare_ids)}"

@@ -171,7 +171,8 @@ class Home:
         env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(("PEEK_", "XDG_", "_PEEK_")) and k not in ("NO_COLOR", "FORCE_COLOR")
+            if not k.startswith(("PEEK_", "XDG_", "_PEEK_"))
+            and k not in ("NO_COLOR", "FORCE_COLOR")
         }
         env["HOME"] = str(root)
         env["PEEK_STATE_FILE"] = str(root / "state.json")

@@ -73,7 +73,9 @@ class Consumer:
         while True:
             left = deadline - time.monotonic()
             if left <= 0 or self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} did not print {marker!r} (exit {self.proc.poll()})")
+                raise RuntimeError(
+                    f"{self.name} did not print {marker!r} (exit {self.proc.poll()})"
+                )
             try:
                 when, line = self.lines.get(timeout=left)
             except queue.Empty:

@@ -1,4 +1,4 @@
-"""Start-up: `peek --version`, `peek --help` and one completion request vs `python -c "import click"`.
+"""Start-up: `peek --version`, `--help` and one completion request vs `python -c "import click"`.
 
 Each command is a fresh process, timed from spawn to exit, in rounds that run every command once
 in a shuffled order (so drift on a noisy machine hits all of them alike); the figure is the median
@@ -71,9 +71,7 @@ def regular_install(root: Path) -> Install:
 
 def _spawn(argv: list[str], env: dict[str, str]) -> float:
     began = time.perf_counter()
-    proc = subprocess.run(
-        argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+    proc = subprocess.run(argv, env=env, stdin=subprocess.DEVNULL, capture_output=True)
     elapsed = time.perf_counter() - began
     if proc.returncode != 0:
         raise RuntimeError(f"{argv} exited {proc.returncode}: {proc.stderr.decode()[-500:]}")

@@ -39,6 +39,8 @@ class FakeHomeserver:
     #: token → reply (dict) or a callable(params) → (status, body)
     events_by_token: dict[str, Any] = field(default_factory=dict)
     guests: int = 0
+    #: access tokens the server has forgotten: any request bearing one gets 401 M_UNKNOWN_TOKEN
+    rejected_tokens: set[str] = field(default_factory=set)
     #: (status, body) to answer initialSync with instead of the history
     initial_error: tuple[int, dict[str, Any]] | None = None
 
@@ -67,7 +69,16 @@ class FakeHomeserver:
         }
         return 200, {}, json.dumps(body)
 
+    def _refused(self, request: Any) -> tuple[int, dict[str, str], str] | None:
+        auth = request.headers.get("Authorization", "")
+        if auth.removeprefix("Bearer ") in self.rejected_tokens:
+            body = {"errcode": "M_UNKNOWN_TOKEN", "error": "Unknown access token"}
+            return 401, {}, json.dumps(body)
+        return None
+
     def _initial_sync(self, request: Any) -> tuple[int, dict[str, str], str]:
+        if refused := self._refused(request):
+            return refused
         if self.initial_error is not None:
             return self.initial_error[0], {}, json.dumps(self.initial_error[1])
         limit = int(parse_qs(urlsplit(request.url).query)["limit"][0])
@@ -80,6 +91,8 @@ class FakeHomeserver:
         return 200, {}, json.dumps(body)
 
     def _events(self, request: Any) -> tuple[int, dict[str, str], str]:
+        if refused := self._refused(request):
+            return refused
         params = {k: v[0] for k, v in parse_qs(urlsplit(request.url).query).items()}
         reply = self.events_by_token.get(params.get("from", ""))
         if callable(reply):

@@ -243,3 +243,21 @@ def test_room_without_server_needs_a_homeserver(peek) -> None:
 def test_bad_room_argument_is_a_usage_error(peek) -> None:
     result = peek("watch", "lobby", "--json")
     assert result.exit_code == 2 and "not a room" in result.stderr
+
+
+def test_forgotten_stored_guest_is_replaced_on_a_first_run(
+    hs: FakeHomeserver, peek, state_file: Path
+) -> None:
+    """The server lost the stored guest before any position was saved: initialSync refuses it."""
+    state_file.parent.mkdir(parents=True)
+    stale = {"access_token": "stale", "user_id": "@old:hs.test"}
+    doc = {"version": 1, "homeservers": {HS: {"guest": stale}}}
+    state_file.with_name("credentials.json").write_text(json.dumps(doc))
+    hs.rejected_tokens.add("stale")
+    hs.history = [message(1)]
+    hs.chain([])
+    result = peek("snapshot", ROOM, "-s", HS, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert lines(result) == [message(1)] and hs.guests == 1
+    stored = json.loads(state_file.with_name("credentials.json").read_text())
+    assert stored["homeservers"][HS]["guest"]["access_token"] == "guest-token-1"
