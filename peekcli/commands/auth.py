@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from peekcli.commands import output
-from peekcli.commands.common import EXIT_CODES, error, fail_usage, guarded, note, safe
+from peekcli.commands.common import (
+    EXIT_CODES,
+    error,
+    fail_usage,
+    guarded,
+    note,
+    safe,
+    state_file_option,
+)
 from peekcli.commands.completion import complete_homeservers
 
 if TYPE_CHECKING:
@@ -31,12 +39,7 @@ def _homeserver_argument(f: Any) -> Any:
 
 
 def _state_file_option(f: Any) -> Any:
-    return click.option(
-        "--state-file",
-        envvar="PEEK_STATE_FILE",
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="State file; the credentials file lives beside it.  [env: PEEK_STATE_FILE]",
-    )(f)
+    return state_file_option("State file; the credentials file lives beside it.")(f)
 
 
 @click.command(epilog=EXIT_CODES)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from pathlib import Path
+from typing import NoReturn, TypeVar
 
 import click
 
@@ -28,7 +29,47 @@ Exit codes:
   143  stopped by SIGTERM, position of everything printed saved
 """
 
+FC = TypeVar("FC", bound=Callable[..., object])
+
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def homeserver_option(help: str) -> Callable[[FC], FC]:
+    """`-s/--homeserver URL` (env PEEK_HOMESERVER), completed from the state file."""
+    from peekcli.commands.completion import complete_homeservers
+
+    return click.option(
+        "--homeserver",
+        "-s",
+        envvar="PEEK_HOMESERVER",
+        metavar="URL",
+        shell_complete=complete_homeservers,
+        help=f"{help}  [env: PEEK_HOMESERVER]",
+    )
+
+
+def token_option(
+    help: str = "Access token to use instead of a stored login or a guest.",
+) -> Callable[[FC], FC]:
+    """`--token TOKEN` (env PEEK_ACCESS_TOKEN)."""
+    return click.option(
+        "--token",
+        envvar="PEEK_ACCESS_TOKEN",
+        metavar="TOKEN",
+        help=f"{help}  [env: PEEK_ACCESS_TOKEN]",
+    )
+
+
+def state_file_option(
+    help: str = "State file with the saved positions; the credentials file lives beside it.",
+) -> Callable[[FC], FC]:
+    """`--state-file PATH` (env PEEK_STATE_FILE)."""
+    return click.option(
+        "--state-file",
+        envvar="PEEK_STATE_FILE",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help=f"{help}  [env: PEEK_STATE_FILE]",
+    )
 
 
 def safe(text: str) -> str:

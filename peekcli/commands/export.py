@@ -9,8 +9,15 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from peekcli.commands import output
-from peekcli.commands.common import EXIT_CODES, guarded, note
-from peekcli.commands.completion import complete_homeservers, complete_rooms
+from peekcli.commands.common import (
+    EXIT_CODES,
+    guarded,
+    homeserver_option,
+    note,
+    state_file_option,
+    token_option,
+)
+from peekcli.commands.completion import complete_rooms
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -20,27 +27,9 @@ if TYPE_CHECKING:
 
 @click.command(epilog=EXIT_CODES)
 @click.argument("room", shell_complete=complete_rooms)
-@click.option(
-    "--homeserver",
-    "-s",
-    envvar="PEEK_HOMESERVER",
-    metavar="URL",
-    shell_complete=complete_homeservers,
-    help="Client API URL of the homeserver. Default: found from the room's server name.  "
-    "[env: PEEK_HOMESERVER]",
-)
-@click.option(
-    "--token",
-    envvar="PEEK_ACCESS_TOKEN",
-    metavar="TOKEN",
-    help="Access token to use instead of a guest.  [env: PEEK_ACCESS_TOKEN]",
-)
-@click.option(
-    "--state-file",
-    envvar="PEEK_STATE_FILE",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="State file (the credentials file lives beside it).  [env: PEEK_STATE_FILE]",
-)
+@homeserver_option("Client API URL of the homeserver. Default: found from the room's server name.")
+@token_option("Access token to use instead of a guest.")
+@state_file_option("State file (the credentials file lives beside it).")
 @click.option(
     "--output",
     "-o",

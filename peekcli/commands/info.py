@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from peekcli.commands.common import EXIT_CODES, guarded
+from peekcli.commands.common import (
+    EXIT_CODES,
+    guarded,
+    homeserver_option,
+    state_file_option,
+    token_option,
+)
 
 if TYPE_CHECKING:
     from peekcli.probe import DoctorReport, RoomReport
@@ -16,19 +22,8 @@ if TYPE_CHECKING:
 
 def _common(f: Any) -> Any:
     options = [
-        click.option(
-            "--token",
-            envvar="PEEK_ACCESS_TOKEN",
-            metavar="TOKEN",
-            help="Access token to use instead of a stored login or a guest.  "
-            "[env: PEEK_ACCESS_TOKEN]",
-        ),
-        click.option(
-            "--state-file",
-            envvar="PEEK_STATE_FILE",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="State file (credentials beside it).  [env: PEEK_STATE_FILE]",
-        ),
+        token_option("Access token to use instead of a stored login or a guest."),
+        state_file_option("State file (credentials beside it)."),
         click.option("--json", "as_json", is_flag=True, help="One JSON object instead of text."),
     ]
     for option in reversed(options):
@@ -38,13 +33,8 @@ def _common(f: Any) -> Any:
 
 @click.command(epilog=EXIT_CODES)
 @click.argument("room", metavar="ROOM")
-@click.option(
-    "--homeserver",
-    "-s",
-    envvar="PEEK_HOMESERVER",
-    metavar="URL",
-    help="Client API URL of the homeserver to ask. Default: the server named by the room.  "
-    "[env: PEEK_HOMESERVER]",
+@homeserver_option(
+    "Client API URL of the homeserver to ask. Default: the server named by the room."
 )
 @_common
 def info(room: str, **kw: Any) -> None:

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from peekcli.commands.common import EXIT_CODES, fail_usage, guarded, note
+from peekcli.commands.common import (
+    EXIT_CODES,
+    fail_usage,
+    guarded,
+    homeserver_option,
+    note,
+    state_file_option,
+    token_option,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -34,25 +42,9 @@ if TYPE_CHECKING:
     help="One JSON object per room: room_id, alias, name, topic, members, world_readable, "
     "guest_can_join, join_rule, room_type.",
 )
-@click.option(
-    "--homeserver",
-    "-s",
-    envvar="PEEK_HOMESERVER",
-    metavar="URL",
-    help="Client API URL to ask, instead of SERVER.  [env: PEEK_HOMESERVER]",
-)
-@click.option(
-    "--token",
-    envvar="PEEK_ACCESS_TOKEN",
-    metavar="TOKEN",
-    help="Access token, for servers whose directory needs one.  [env: PEEK_ACCESS_TOKEN]",
-)
-@click.option(
-    "--state-file",
-    envvar="PEEK_STATE_FILE",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="State file (discovery cache; credentials beside it).  [env: PEEK_STATE_FILE]",
-)
+@homeserver_option("Client API URL to ask, instead of SERVER.")
+@token_option("Access token, for servers whose directory needs one.")
+@state_file_option("State file (discovery cache; credentials beside it).")
 @click.option("--page-size", type=click.IntRange(1, 1000), default=100, hidden=True)
 def rooms(server: str | None, **kw: Any) -> None:
     """List the public rooms of SERVER (a server name like example.org, or a URL).

@@ -7,8 +7,15 @@ from typing import Any
 
 import click
 
-from peekcli.commands.common import CONTEXT, guarded, note, safe
-from peekcli.commands.completion import complete_homeservers, complete_rooms
+from peekcli.commands.common import (
+    CONTEXT,
+    guarded,
+    homeserver_option,
+    note,
+    safe,
+    state_file_option,
+)
+from peekcli.commands.completion import complete_rooms
 from peekcli.errors import PeekError
 
 
@@ -17,12 +24,7 @@ def state() -> None:
     """Inspect and edit saved stream positions (never shows tokens)."""
 
 
-state_file_option = click.option(
-    "--state-file",
-    envvar="PEEK_STATE_FILE",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="State file to use.  [env: PEEK_STATE_FILE]",
-)
+_state_file = state_file_option()
 
 
 def _store(state_file: Path | None) -> Any:
@@ -32,7 +34,7 @@ def _store(state_file: Path | None) -> Any:
 
 
 @state.command("path")
-@state_file_option
+@_state_file
 def state_path(state_file: Path | None) -> None:
     """Print the state file's path.
 
@@ -44,7 +46,7 @@ def state_path(state_file: Path | None) -> None:
 
 
 @state.command("list")
-@state_file_option
+@_state_file
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per room.")
 def state_list(state_file: Path | None, as_json: bool) -> None:
     """List rooms with a saved position: room, alias, homeserver, last update, position.
@@ -93,16 +95,9 @@ def state_list(state_file: Path | None, as_json: bool) -> None:
 
 
 @state.command("forget")
-@state_file_option
+@_state_file
 @click.argument("room", shell_complete=complete_rooms)
-@click.option(
-    "--homeserver",
-    "-s",
-    envvar="PEEK_HOMESERVER",
-    metavar="URL",
-    shell_complete=complete_homeservers,
-    help="Only the position saved for this homeserver (default: every homeserver).",
-)
+@homeserver_option("Only the position saved for this homeserver (default: every homeserver).")
 def state_forget(state_file: Path | None, room: str, homeserver: str | None) -> None:
     """Forget the saved position of ROOM: the next run starts fresh (history, then live).
 

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from peekcli.commands import delivery, output
-from peekcli.commands.common import EXIT_CODES, fail_usage, guarded, note, show_status
-from peekcli.commands.completion import complete_homeservers, complete_rooms
+from peekcli.commands.common import (
+    EXIT_CODES,
+    fail_usage,
+    guarded,
+    homeserver_option,
+    note,
+    show_status,
+    state_file_option,
+    token_option,
+)
+from peekcli.commands.completion import complete_rooms
 from peekcli.errors import PeekError
 
 if TYPE_CHECKING:
@@ -27,22 +35,11 @@ def stream_options(f: Any) -> Any:
         click.argument(
             "rooms", nargs=-1, required=True, metavar="ROOM...", shell_complete=complete_rooms
         ),
-        click.option(
-            "--homeserver",
-            "-s",
-            envvar="PEEK_HOMESERVER",
-            metavar="URL",
-            shell_complete=complete_homeservers,
-            help="Client API URL of the homeserver (a bare host means https://host). "
-            "Default: the config file's, else discovered from the server named by the room "
-            "(.well-known).  [env: PEEK_HOMESERVER]",
+        homeserver_option(
+            "Client API URL of the homeserver (a bare host means https://host). Default: the "
+            "config file's, else discovered from the server named by the room (.well-known)."
         ),
-        click.option(
-            "--token",
-            envvar="PEEK_ACCESS_TOKEN",
-            metavar="TOKEN",
-            help="Access token to use instead of a guest.  [env: PEEK_ACCESS_TOKEN]",
-        ),
+        token_option("Access token to use instead of a guest."),
         click.option(
             "--guest/--no-guest",
             "guest",
@@ -51,12 +48,7 @@ def stream_options(f: Any) -> Any:
             "guest (fail unless logged in or given --token). Default: --token, else the login "
             "stored by `peek login`, else a guest.",
         ),
-        click.option(
-            "--state-file",
-            envvar="PEEK_STATE_FILE",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="State file with the saved positions.  [env: PEEK_STATE_FILE]",
-        ),
+        state_file_option("State file with the saved positions."),
         click.option("--json", "as_json", is_flag=True, help="One raw JSON event per line."),
         click.option(
             "--ephemeral",
