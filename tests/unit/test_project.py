@@ -71,3 +71,21 @@ def test_ruff_clean() -> None:
 def test_mypy_strict_clean() -> None:
     out = subprocess.run([BIN / "mypy"], cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_wheel_holds_the_package_and_no_tests(tmp_path: Path) -> None:
+    import zipfile
+
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    (wheel,) = tmp_path.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "peekcli/cli.py" in names and "peekcli/render/pretty.py" in names
+    assert not [n for n in names if n.startswith("tests/") or "/tests/" in n]
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "peek = peekcli.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
