@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from peekcli.auth import Identity, choose_identity, joined_per
-from peekcli.client import JSON, MatrixClient, RequestLog
+from peekcli.client import API, JSON, MatrixClient, RequestLog, q
 from peekcli.errors import (
     ForbiddenError,
     InvalidTokenError,
@@ -124,8 +124,42 @@ def open_room(room: str, opts: RunOptions, log: RequestLog | None = None) -> Roo
     creds = CredentialStore(credentials_path_for(state_path))
     client = MatrixClient(homeserver, log=log)
     identity, renew = choose_identity(client, creds, token=token, guest=opts.guest)
+    remembered = store.known_alias(homeserver, ref.value) if ref.is_alias else None
     room_id = resolve(client, ref, store)
+    if remembered is not None and remembered != room_id:
+        room_id = _moved_alias(client, store, homeserver, ref.value, remembered, room_id)
     return RoomSession(client, store, creds, homeserver, ref, room_id, identity, renew)
+
+
+def _moved_alias(
+    client: MatrixClient, store: StateStore, homeserver: str, alias: str, old: str, new: str
+) -> str:
+    """The room to follow when an alias peek reached `old` by now names `new`.
+
+    A room upgrade moves the alias to the new room before peek sees the old room's tombstone:
+    starting afresh in `new` would skip the end of `old` and the start of `new`. So while `old`
+    has a saved position not yet handed over (no redirect) and `new` descends from it
+    (`m.room.create` predecessors), peek goes on in `old`, whose tombstone leads on to `new`
+    from its start. Any other move (the alias given to an unrelated room) follows the alias.
+    """
+    if store.get(homeserver, old) is None or store.redirect_of(homeserver, old) is not None:
+        return new
+    room, seen = new, {new}
+    for _ in range(10):  # a chain of upgrades since the last run
+        try:
+            create = client.request("GET", f"{API}/rooms/{q(room)}/state/m.room.create/")
+        except PeekError:
+            return new  # cannot tell: follow the alias
+        predecessor = create.get("predecessor") if isinstance(create, dict) else None
+        found = predecessor.get("room_id") if isinstance(predecessor, dict) else None
+        if found == old:
+            store.remember_alias(homeserver, alias, old)  # until the hand-over is done
+            return old
+        if not isinstance(found, str) or found in seen:
+            return new
+        room = found
+        seen.add(room)
+    return new
 
 
 def follow(
@@ -208,9 +242,12 @@ def follow_room(
     except ForbiddenError as exc:
         raise forbidden(session, exc) from None
     except InvalidTokenError as exc:
+        if opts.from_token:  # the user's token, not the saved one: --reset alone would not help
+            what, fix = "the --from token", "leave out --from (with --reset to start over)"
+        else:
+            what, fix = "the saved position", "start over with --reset"
         raise InvalidTokenError(
-            f"the saved position for {session.ref.value} was refused ({exc.message}); "
-            "start over with --reset",
+            f"{what} for {session.ref.value} was refused ({exc.message}); {fix}",
             status=exc.status,
             errcode=exc.errcode,
         ) from None

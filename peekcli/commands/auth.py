@@ -122,17 +122,26 @@ def login(
                 client, creds, options.oauth, show=lambda grant: _show_grant(grant, open_browser)
             )
         elif options.password:
-            name = user or click.prompt("User", err=True)
-            if password_stdin:
-                password = _read_secret()
-            else:
-                password = click.prompt("Password", hide_input=True, err=True)
+            name = user or _prompt("User")
+            password = _read_secret() if password_stdin else _prompt("Password", hide_input=True)
             result = auth.login_with_password(client, creds, name, password, device_name)
         else:
             raise auth.no_usable_flow(hs, options)
         _report_login(result)
 
     guarded(run)
+
+
+def _prompt(text: str, hide_input: bool = False) -> str:
+    """click's prompt on stderr; a Ctrl-C there ends the prompt's line before peek exits 130,
+    so the shell's next prompt does not start after "Password: " (click does the same)."""
+    from peekcli.errors import Stopped
+
+    try:
+        return str(click.prompt(text, hide_input=hide_input, err=True))
+    except Stopped:
+        click.echo(err=True)
+        raise
 
 
 @click.command(epilog=EXIT_CODES)

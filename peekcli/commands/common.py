@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import NoReturn, TypeVar
 
 import click
@@ -64,6 +63,8 @@ def state_file_option(
     help: str = "State file with the saved positions; the credentials file lives beside it.",
 ) -> Callable[[FC], FC]:
     """`--state-file PATH` (env PEEK_STATE_FILE)."""
+    from pathlib import Path  # not at top: `peek --help`/`--version` never need it (start-up)
+
     return click.option(
         "--state-file",
         envvar="PEEK_STATE_FILE",

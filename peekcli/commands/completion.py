@@ -66,7 +66,42 @@ def complete_rooms(
             if isinstance(alias, str):
                 seen.setdefault(alias, f"{room_id} on {homeserver}")
             seen.setdefault(room_id, str(homeserver))
-    return [CompletionItem(v, help=h) for v, h in sorted(seen.items()) if v.startswith(incomplete)]
+    quote = _bash_quote_needed()
+    return [
+        CompletionItem(_bash_quote(v) if quote else v, help=h)
+        for v, h in sorted(seen.items())
+        if v.startswith(incomplete)
+    ]
+
+
+#: Characters bash leaves alone in an unquoted word.
+_BASH_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./-_")
+
+
+def _bash_quote_needed() -> bool:
+    """True when bash will insert the completion into an unquoted word.
+
+    bash puts a completion on the command line as it is: an unquoted `#lobby:server` turns
+    the rest of the line into a comment and `!id` into a history expansion ("event not
+    found"). Where the user already opened a quote (`'#lo<TAB>`), bash quotes it itself.
+    """
+    import os
+
+    if not os.environ.get("_PEEK_COMPLETE", "").startswith("bash"):
+        return False  # zsh and fish escape what they insert
+    words = os.environ.get("COMP_WORDS", "").split()
+    try:
+        index = int(os.environ.get("COMP_CWORD", ""))
+    except ValueError:
+        return True
+    current = words[index] if 0 <= index < len(words) else ""
+    return not current.startswith(("'", '"'))
+
+
+def _bash_quote(value: str) -> str:
+    if all(c in _BASH_PLAIN for c in value):
+        return value
+    return "'" + value.replace("'", "'\\''") + "'"
 
 
 def complete_homeservers(

@@ -25,6 +25,7 @@ from rich.text import Text
 from peekcli import __version__
 from peekcli.render.pretty import PrettyRenderer
 from peekcli.render.sanitize import one_line
+from peekcli.render.terminal import PipeConsole
 
 #: Columns of the text and HTML renderings (long lines wrap under the message column).
 WIDTH = 100
@@ -59,7 +60,7 @@ class TextWriter:
 
     def __init__(self, out: BinaryIO, *, width: int = WIDTH) -> None:
         self.stream = io.TextIOWrapper(out, encoding="utf-8", newline="\n", write_through=True)
-        self.console = Console(
+        self.console = PipeConsole(
             file=self.stream,
             width=width,
             color_system=None,

@@ -224,6 +224,16 @@ class _Hanging:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         line = self.line
         width = options.max_width - line.hang
+        if options.no_wrap and "\n" in line.body.plain:
+            # Piped: no wrapping, but the body's own further lines still hang under the message
+            # column, so that no line of a message can pass for an event of its own.
+            yield from line.gutter.render(console)
+            for index, row in enumerate(line.body.split("\n", allow_blank=True)):
+                if index and row.plain:
+                    yield Segment(" " * line.hang)
+                yield from row.render(console)
+                yield Segment.line()
+            return
         if options.no_wrap or width < _MIN_BODY_WIDTH:
             yield from Text.__rich_console__(line, console, options)
             return

@@ -15,9 +15,18 @@ from rich.console import Console
 from peekcli.render.pretty import PrettyRenderer, RoomInfo
 
 
+class PipeConsole(Console):
+    """A Console that leaves a closed stdout to peek: rich's default exits 1 on a broken pipe,
+    which would hide the documented quiet exit 141 (`peek watch … | head`)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def make_console(stream: IO[str], color: bool | None) -> Console:
     """`color`: True forces styles, False removes them, None decides from the stream and env."""
-    console = Console(
+    console = PipeConsole(
         file=stream,
         highlight=False,
         markup=False,

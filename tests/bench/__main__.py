@@ -30,7 +30,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny sizes, one repeat")
     parser.add_argument("--only", action="append", choices=SECTIONS, help="run only this part")
     parser.add_argument(
-        "--events", type=int, help=f"backlog/export size (default {FULL.backlog_events})"
+        "--events", type=int, help=f"backlog size (default {FULL.backlog_events:,})"
+    )
+    parser.add_argument(
+        "--export-events", type=int, help=f"export room size (default {FULL.export_events:,})"
     )
     parser.add_argument("--runs", type=int, help="repeats of the backlog and export runs")
     parser.add_argument("--startup-runs", type=int, help="rounds of start-up runs")
@@ -45,6 +48,7 @@ def _sizes(args: argparse.Namespace) -> Sizes:
     sizes = QUICK if args.quick else FULL
     overrides = {
         "backlog_events": args.events,
+        "export_events": args.export_events,
         "backlog_runs": args.runs,
         "export_runs": args.runs,
         "startup_runs": args.startup_runs,
@@ -101,13 +105,17 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
             shutil.rmtree(scratch, ignore_errors=True)
+    from importlib.metadata import version
+
     from peekcli import __version__
 
     print(
         f"peek {__version__} benchmark, {started:%Y-%m-%d %H:%M %Z}: "
-        f"`python -m tests.bench{' --quick' if args.quick else ''}`, "
-        f"Python {platform.python_version()}, {os.cpu_count()} CPUs, "
-        f"{sizes.backlog_events:,} backlog events, {sizes.latency_messages} latency messages, "
+        f"`{' '.join(['python -m tests.bench', *(sys.argv[1:] if argv is None else argv)])}`, "
+        f"Python {platform.python_version()}, Synapse {version('matrix-synapse')} (SQLite), "
+        f"{os.cpu_count()} CPUs, "
+        f"{sizes.backlog_events:,} backlog events, {sizes.export_events:,} to export, "
+        f"{sizes.latency_messages} latency messages, "
         f"{sizes.memory_events:,} events for memory, {sizes.idle_seconds:g} s idle"
     )
     print()
@@ -138,21 +146,23 @@ def _with_server(
                 return render.run(sizes, chunk, work)
 
             _guard("rendering", rows, rendering)
-        if sections & {"backlog", "export"}:
-            prepared: list[backlog.Backlog] = []
+        if "backlog" in sections:
 
-            def prepare() -> list[Row]:
-                prepared.append(backlog.prepare(sizes, server, users, work))
-                return []
+            def drain() -> list[Row]:
+                room = backlog.prepare(server, users, work, sizes.backlog_events, "backlog")
+                return backlog.drain(sizes, server, room, work)
 
-            _guard("backlog", rows, prepare)
-            if prepared and "backlog" in sections:
-                _guard("backlog", rows, lambda: backlog.drain(sizes, server, prepared[0], work))
-            if prepared and "export" in sections:
-                if _has_export():
-                    _guard("export", rows, lambda: backlog.export(sizes, server, prepared[0], work))
-                else:
-                    rows.append(skipped("export: peek export", "`peek export` is not installed"))
+            _guard("backlog", rows, drain)
+        if "export" in sections:
+            if _has_export():
+
+                def export() -> list[Row]:
+                    room = backlog.prepare(server, users, work, sizes.export_events, "export")
+                    return backlog.export(sizes, server, room, work)
+
+                _guard("export", rows, export)
+            else:
+                rows.append(skipped("export: peek export", "`peek export` is not installed"))
         if "idle" in sections:
             _guard("idle", rows, lambda: idle.run(sizes, server, alice, work))
 

@@ -1,17 +1,19 @@
 """Backlog drain and export: N events behind, peek against the bare loops, requests counted at
 the server.
 
-One room gets N text messages (from several senders, concurrently: the fixture has no rate
-limits). Before they are sent, one `peek snapshot` saves the room's live position (and stores its
-guest), so every timed `peek snapshot --json` resumes N events behind, exactly like a cron job
-after a busy hour; each run starts from a copy of that saved state. The bare drain loop asks
-/events from the same token with `limit=1000`; a second bare loop without `limit` shows what the
+A room gets N text messages (from several senders, concurrently: the fixture has no rate limits).
+Before they are sent, one `peek snapshot` saves the room's live position (and stores its guest),
+so every timed `peek snapshot --json` resumes N events behind, exactly like a cron job after a
+busy hour; each run starts from a copy of that saved state. The bare drain loop asks /events
+from the same token with `limit=1000`; a second bare loop without `limit` shows what the
 server's default page size would cost. Export (`peek export --format jsonl`) is timed against a
-bare `/messages?dir=b&limit=1000` loop over the same room.
+bare `/messages?dir=b&limit=1000` loop over a room of its own (5,000 messages by default: with
+SQLite, Synapse's /messages slows down with the room's size, ~3 s a page at 20,000 events, and
+a server that slow would hide what peek itself costs).
 
 Times are whole processes (start-up included on both sides), output to a file; the request
 counts come from Synapse's access log (every request of the run, whatever its endpoint). Every
-run's output is checked: same events, same order, as the baseline.
+run's output is checked: same events, same order, as the baseline's.
 """
 
 from __future__ import annotations
@@ -41,18 +43,18 @@ class Backlog:
     guest_token: str
 
 
-def prepare(sizes: Sizes, server: BenchServer, senders: list[User], work: Path) -> Backlog:
-    n = sizes.backlog_events
-    room_id = server.room(senders[0], senders, "backlog")
-    home = Home.make(work / "backlog-home")
+def prepare(server: BenchServer, senders: list[User], work: Path, n: int, name: str) -> Backlog:
+    """A room `n` messages ahead of a saved peek position (state in `work/<name>-home`)."""
+    room_id = server.room(senders[0], senders, name)
+    home = Home.make(work / f"{name}-home")
     run_timed(
         [str(PEEK), "snapshot", room_id, "--homeserver", server.url, "--json", "--history", "0"],
         env=home.env,
     )
     token = _saved_token(home.state_file, room_id)
-    log(f"backlog: sending {n:,} messages")
+    log(f"{name}: sending {n:,} messages")
     rate = server.send_many(senders, room_id, n)
-    log(f"backlog: {n:,} messages sent ({rate:.0f}/s)")
+    log(f"{name}: {n:,} messages sent ({rate:.0f}/s)")
     return Backlog(room_id, n, token, home, server.guest().access_token)
 
 
@@ -204,6 +206,7 @@ def export(sizes: Sizes, server: BenchServer, backlog: Backlog, work: Path) -> l
                 f"run {r}: peek exported {len(peek_ids)} events, the bare loop {len(bare_ids)}"
                 + (" (same count, other order or events)" if len(peek_ids) == len(bare_ids) else "")
             )
+    exported = count_lines(work / f"export-bare-{sizes.export_runs - 1}.jsonl")
     time_row = ratio_row(
         figure,
         median(times["peek"]),
@@ -211,7 +214,7 @@ def export(sizes: Sizes, server: BenchServer, backlog: Backlog, work: Path) -> l
         "bare /messages?dir=b&limit=1000",
         unit="s",
         limit=TIME_LIMIT,
-        note="; ".join(problems),
+        note="; ".join([f"{exported:,} events (the messages and the room's state)", *problems]),
     )
     if problems:
         time_row.ok = False

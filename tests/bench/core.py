@@ -32,6 +32,7 @@ class Sizes:
     render_runs: int = 5
     memory_events: int = 100_000
     idle_seconds: float = 60.0
+    export_events: int = 5_000
     export_runs: int = 3
     senders: int = 8
 
@@ -47,6 +48,7 @@ QUICK = Sizes(
     render_runs=1,
     memory_events=3_000,
     idle_seconds=1.5,
+    export_events=150,
     export_runs=1,
     senders=2,
 )

@@ -218,7 +218,7 @@ def run(sizes: Sizes, chunk: list[dict[str, Any]], work: Path) -> list[Row]:
             note=f"recorded chunk of {len(chunk)} events, {len(kinds)} types",
         ),
         Row(
-            "rendering: pretty, forced colour (truecolor/ANSI)",
+            "rendering: pretty, colour forced (--color) to /dev/null",
             median(colour),
             "ev/s",
             target="",

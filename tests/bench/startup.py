@@ -28,6 +28,8 @@ from pathlib import Path
 from tests.bench.core import PEEK, Row, Sizes, log, median, ratio_row
 
 COMPLETION_ENV = {"_PEEK_COMPLETE": "bash_complete", "COMP_WORDS": "peek wa", "COMP_CWORD": "1"}
+#: For information: completing an option loads that command's module (no target of its own).
+OPTION_COMPLETION = {"COMP_WORDS": "peek watch --js", "COMP_CWORD": "2"}
 LIMIT = 1.3
 
 
@@ -85,6 +87,7 @@ def measure(install: Install, env: dict[str, str], runs: int) -> list[Row]:
         "--version": ([str(install.peek), "--version"], env),
         "--help": ([str(install.peek), "--help"], env),
         "completion": ([str(install.peek)], comp_env),
+        "option completion": ([str(install.peek)], {**comp_env, **OPTION_COMPLETION}),
     }
     # Sanity: the completion request really completes (and every command works).
     out = subprocess.run(cases["completion"][0], env=comp_env, capture_output=True, text=True)
@@ -118,6 +121,18 @@ def measure(install: Install, env: dict[str, str], runs: int) -> list[Row]:
                 scale=1000,
             )
         )
+    rows.append(
+        ratio_row(
+            f"start-up: completion `peek watch --js<TAB>` [{install.label}]",
+            median(times["option completion"]),
+            base,
+            label,
+            unit="ms",
+            limit=LIMIT,
+            scale=1000,
+        )
+    )
+    rows[-1].ok, rows[-1].target = None, ""  # information: the request is `peek wa`
     return rows
 
 

@@ -223,3 +223,38 @@ def test_two_watches_sharing_a_login_live_through_several_expiries(
     assert last["refresh_token"] != first["refresh_token"]  # the pair was renewed on the way
     for room in rooms:
         assert membership(strict, owner, room, peeker.user_id) is None
+
+
+def test_ctrl_c_at_the_password_prompt_ends_its_line(synapse: Homeserver, tmp_path: Path) -> None:
+    """In a real terminal: Ctrl-C at "Password:" exits 130, stores nothing, and ends the
+    prompt's line, so the shell's next prompt does not start after it."""
+    import pty
+
+    command = [*peek_command(), "login", synapse.base_url, "-u", "nobody"]
+    env = peek_env(tmp_path / "s.json")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: peek on the terminal, as a user starts it
+        os.execvpe(command[0], command, env)
+    seen = b""
+    try:
+        deadline = time.monotonic() + 30
+        while b"Password:" not in seen and time.monotonic() < deadline:
+            seen += os.read(fd, 1024)
+        assert b"Password:" in seen, seen
+        os.write(fd, b"\x03")  # the terminal turns it into SIGINT for peek at once
+        while True:
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:  # EIO: peek has exited and closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 130
+    after = seen.split(b"Password:", 1)[1]
+    assert after.endswith(b"\n") and b"Traceback" not in after, after
+    creds = tmp_path / "credentials.json"
+    assert not creds.exists() or "login" not in creds.read_text()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,35 @@ def test_snapshot_after_an_upgrade_drains_the_new_room_from_its_start(
     # Nothing left, nothing twice.
     empty = run_peek("snapshot", old, *hs, "--json", state_file=state)
     assert (empty.returncode, empty.stdout) == (0, ""), empty.stderr
+
+
+def test_snapshot_by_alias_across_an_upgrade_loses_nothing(
+    synapse: Homeserver, alice: User, fresh_room, tmp_path: Path
+) -> None:
+    """The upgrade moves the alias to the new room before peek has seen the tombstone: the
+    README's cron line (`peek snapshot '#alias' …`) used to start afresh in the new room,
+    dropping the old room's last messages and all but the new room's last --history ones."""
+    localpart = f"up-{uuid.uuid4().hex[:8]}"
+    old = fresh_room(alias_localpart=localpart)
+    alias = f"#{localpart}:{synapse.server_name}"
+    state = tmp_path / "state.json"
+    hs = ["--homeserver", synapse.base_url]
+    first = run_peek("snapshot", alias, *hs, "--json", "--history", "0", state_file=state)
+    assert first.returncode == 0, first.stderr
+    synapse.send_text(alice, old, "old last")
+    new = upgrade(synapse, alice, old)
+    assert synapse.resolve_alias(alias) == new  # what makes this case: the alias has moved
+    for i in range(3):
+        synapse.send_text(alice, new, f"new {i}")
+    result = run_peek("snapshot", alias, *hs, "--json", "--history", "1", state_file=state)
+    assert result.returncode == 0, result.stderr
+    assert messages(json_lines(result.stdout)) == [
+        (old, "old last"),
+        *[(new, f"new {i}") for i in range(3)],
+    ]
+    synapse.send_text(alice, new, "later")
+    again = run_peek("snapshot", alias, *hs, "--json", state_file=state)
+    assert messages(json_lines(again.stdout)) == [(new, "later")], again.stderr
 
 
 def test_no_follow_stops_at_the_tombstone_naming_the_new_room(

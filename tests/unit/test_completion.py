@@ -43,8 +43,11 @@ def write_state(path: Path) -> None:
 def test_rooms_complete_from_saved_positions(tmp_path: Path) -> None:
     state = tmp_path / "state.json"
     write_state(state)
-    assert complete("peek watch ", state) == ["!one:a.test", "!two", "#lobby:a.test"]
-    assert complete("peek snapshot #lo", state) == ["#lobby:a.test"]
+    # bash inserts a completion as it is: ids and aliases come quoted (see the test below).
+    assert complete("peek watch ", state) == ["'!one:a.test'", "'!two'", "'#lobby:a.test'"]
+    assert complete("peek snapshot #lo", state) == ["'#lobby:a.test'"]
+    # A quote the user opened is closed by bash itself: the bare value then.
+    assert complete("peek snapshot '#lo", state) == ["#lobby:a.test"]
     assert complete("peek watch --homeserver https://b", state) == ["https://b.test"]
 
 
@@ -54,3 +57,26 @@ def test_completion_with_no_state_file_offers_nothing(tmp_path: Path) -> None:
 
 def test_commands_complete(tmp_path: Path) -> None:
     assert "watch" in complete("peek w", tmp_path / "s.json")
+
+
+def test_bash_inserts_rooms_that_the_shell_reads_back_as_typed(tmp_path: Path) -> None:
+    """Unquoted, `#lobby:…` would make the rest of the line a comment and `!id` a history
+    expansion ("event not found"): what bash inserts must parse back to the room itself."""
+    state = tmp_path / "state.json"
+    write_state(state)
+    script = subprocess.run(
+        [sys.executable, "-m", "peekcli", "completion", "bash"], capture_output=True, text=True
+    ).stdout
+    for typed, room in (("#", "#lobby:a.test"), ("!t", "!two")):
+        probe = (
+            f"{script}\nset -H\nCOMP_WORDS=(peek watch {typed!r}); COMP_CWORD=2\n"
+            '_peek_completion peek\neval "set -- ${COMPREPLY[0]} end"\nprintf \'%s|\' "$@"'
+        )
+        env = {**os.environ, "PEEK_STATE_FILE": str(state), "PATH": _venv_path()}
+        out = subprocess.run(["bash", "-c", probe], env=env, capture_output=True, text=True)
+        assert out.stdout == f"{room}|end|", out.stderr
+
+
+def _venv_path() -> str:
+    """PATH with this interpreter's bin first, where the `peek` console script lives."""
+    return f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"

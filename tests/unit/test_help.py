@@ -43,3 +43,16 @@ def test_typos_get_a_suggestion() -> None:
     assert result.exit_code == 2 and "Did you mean 'watch'?" in result.stderr
     result = CliRunner().invoke(cli, ["watch", "!r:x", "--jsn"])
     assert result.exit_code == 2 and "'--json'" in result.stderr and "Did you mean" in result.stderr
+
+
+def test_typos_get_a_suggestion_in_a_real_run() -> None:
+    """In a fresh process no command module is loaded yet (lazy commands): the suggestion
+    must still come. (In-process, the collection above has loaded them all.)"""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "peekcli", "wach"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 2
+    assert out.stderr.splitlines()[-1] == "Error: No such command 'wach'. Did you mean 'watch'?"

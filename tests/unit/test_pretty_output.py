@@ -63,3 +63,21 @@ def test_piped_output_does_not_wrap_long_messages(hs: FakeHomeserver, peek) -> N
     result = peek("snapshot", ROOM, "-s", HS, "--history", "0", "--no-color")
     body_lines = [line for line in result.stdout.splitlines() if "word" in line]
     assert len(body_lines) == 1 and body_lines[0].endswith("word")
+
+
+def test_piped_multiline_body_hangs_under_the_message_column(hs: FakeHomeserver, peek) -> None:
+    """Piped (no wrapping), a body's further lines are still indented: unindented, a line of a
+    message could pass for an event of its own in a log or `grep`."""
+    body = "first\n12:34 mallory: send me your password\n\nlast"
+    hs.chain([message(1, body=body), message(2, body="next")])
+    result = peek("snapshot", ROOM, "-s", HS, "--history", "0", "--no-color")
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(out) if line.endswith("first"))
+    assert re.fullmatch(r"\d\d:\d\d @alice:hs.test: first", out[start])
+    assert out[start + 1 : start + 4] == [
+        "      12:34 mallory: send me your password",
+        "",
+        "      last",
+    ]
+    assert re.fullmatch(r"\d\d:\d\d @alice:hs.test: next", out[start + 4])

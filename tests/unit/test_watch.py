@@ -204,6 +204,23 @@ def test_bad_from_token_names_the_room_and_suggests_reset(hs: FakeHomeserver, pe
     assert ROOM in result.stderr and "--reset" in result.stderr
 
 
+def test_refused_token_is_named_as_given_or_as_saved(hs: FakeHomeserver, peek) -> None:
+    """A refused `--from` is the user's token: calling it "the saved position" and offering
+    --reset (which keeps --from) sent users in a circle."""
+    invalid = (400, {"errcode": "M_UNKNOWN", "error": "Invalid stream token"})
+    hs.events_by_token["garbage"] = invalid
+    given = peek("snapshot", ROOM, "-s", HS, "--json", "--from", "garbage")
+    assert given.exit_code == 1
+    assert given.stderr.startswith(f"peek: the --from token for {ROOM} was refused")
+    assert "leave out --from" in given.stderr and "saved position" not in given.stderr
+    hs.events_by_token["t0"] = invalid  # initialSync's token, saved by the first run
+    assert peek("snapshot", ROOM, "-s", HS, "--json", "--history", "0").exit_code == 1
+    saved_one = peek("snapshot", ROOM, "-s", HS, "--json")
+    assert saved_one.exit_code == 1
+    assert saved_one.stderr.startswith(f"peek: the saved position for {ROOM} was refused")
+    assert "start over with --reset" in saved_one.stderr
+
+
 def test_dendrite_style_stub_is_not_polled_for_ever(hs: FakeHomeserver, peek) -> None:
     hs.events_by_token["t0"] = {"chunk": [], "start": "", "end": ""}
     result = peek("watch", ROOM, "-s", HS, "--json", "--history", "0", "--stream", "events")
