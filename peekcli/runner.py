@@ -40,6 +40,7 @@ from peekcli.stream import (
     Strategy,
     initial_sync,
     messages_start,
+    retrying,
 )
 
 if TYPE_CHECKING:
@@ -202,7 +203,14 @@ def follow_room(
     mode = stream_mode(session, opts, saved)
     fresh: tuple[Chunk, JSON | None] | None = None
     if not opts.from_token and saved is None:
-        fresh, mode = first_position(session, opts, mode, hooks)
+        # The first position is a request like any other: an outage retries it the same way.
+        first_mode = mode
+        fresh, mode = retrying(
+            lambda: first_position(session, opts, first_mode, hooks),
+            RetryPolicy(max_retries=opts.max_retries),
+            hooks,
+            quick=opts.drain,
+        )
     strategy = make_strategy(session, opts, mode, hooks)
     follower = Follower(
         store=session.store,

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from peekcli import signals
 from peekcli.client import JSON, LONG_POLL_MARGIN, MatrixClient
@@ -37,6 +37,7 @@ BATCH_LIMIT = 1000
 MAX_READ_MARGIN = 240.0
 
 
+T = TypeVar("T")
 _NO_DEFER = contextlib.nullcontext()
 
 
@@ -332,6 +333,59 @@ class Hooks:
     renew_token: Callable[[], bool] = lambda: False
 
 
+def retrying(
+    call: Callable[[], T],
+    retry: RetryPolicy,
+    hooks: Hooks,
+    *,
+    quick: bool = False,
+    sleep: Callable[[float], None] | None = None,
+) -> T:
+    """`call()`, retrying what is worth retrying, with a status line while it fails.
+
+    Network failures, 5xx and unreadable replies back off (quickly when `quick`, as in a
+    drain), a rate limit waits as long as the server asks, and a rejected guest token is
+    replaced once through `hooks.renew_token`.
+    """
+    wait = sleep if sleep is not None else pause
+    attempt = 0
+    renewed = False
+    while True:
+        try:
+            try:
+                result = call()
+            except TokenRejected:
+                # A fresh guest refused at once would make this loop for ever: give up then.
+                if renewed or not hooks.renew_token():
+                    raise
+                renewed = True
+                continue
+        except NetworkError as exc:  # also a renewal that failed on the network
+            limit = retry.max_retries
+            if limit is not None and attempt >= limit:
+                if attempt == 0:
+                    raise
+                tries = "1 retry" if attempt == 1 else f"{attempt} retries"
+                raise NetworkError(f"{exc.message} (gave up after {tries})") from None
+            if isinstance(exc, RateLimited) and exc.retry_after is not None:
+                delay = exc.retry_after
+            else:
+                delay = retry.delay(attempt, quick=quick)
+            if isinstance(exc, RateLimited):
+                what = "rate limited"
+            elif attempt == 0:
+                what = "connection lost"
+            else:
+                what = f"still failing ({attempt + 1} attempts)"
+            attempt += 1
+            hooks.status(f"{what}: {exc.message}; retrying in {_seconds(delay)}…")
+            wait(delay)
+            continue
+        if attempt:
+            hooks.status(None)
+        return result
+
+
 @dataclass
 class Follower:
     """Follows one room from a position, delivering to a sink and saving after every chunk."""
@@ -384,48 +438,17 @@ class Follower:
     # -- internals -------------------------------------------------------------------------------
 
     def _fetch(self, token: str, *, drain: bool) -> Chunk:
-        """The chunk after `token`, retrying what is worth retrying; never moves the position.
+        """The chunk after `token`, retried as `retrying` says; never moves the position.
 
-        Network failures, 5xx and unreadable replies back off (quickly in a drain), a rate limit
-        waits as long as the server asks, a rejected guest token is replaced once. Every retry
-        asks for the same `token`, so no failure can skip an event.
+        Every retry asks for the same `token`, so no failure can skip an event.
         """
-        attempt = 0
-        renewed = False
-        while True:
-            try:
-                try:
-                    chunk = self.strategy.fetch(token, drain=drain)
-                except TokenRejected:
-                    # A fresh guest refused at once would make this loop for ever: give up then.
-                    if renewed or not self.hooks.renew_token():
-                        raise
-                    renewed = True
-                    continue
-            except NetworkError as exc:  # also a renewal that failed on the network
-                limit = self.retry.max_retries
-                if limit is not None and attempt >= limit:
-                    if attempt == 0:
-                        raise
-                    tries = "1 retry" if attempt == 1 else f"{attempt} retries"
-                    raise NetworkError(f"{exc.message} (gave up after {tries})") from None
-                if isinstance(exc, RateLimited) and exc.retry_after is not None:
-                    delay = exc.retry_after
-                else:
-                    delay = self.retry.delay(attempt, quick=drain)
-                if isinstance(exc, RateLimited):
-                    what = "rate limited"
-                elif attempt == 0:
-                    what = "connection lost"
-                else:
-                    what = f"still failing ({attempt + 1} attempts)"
-                attempt += 1
-                self.hooks.status(f"{what}: {exc.message}; retrying in {_seconds(delay)}…")
-                self.sleep(delay)
-                continue
-            if attempt:
-                self.hooks.status(None)
-            return chunk
+        return retrying(
+            lambda: self.strategy.fetch(token, drain=drain),
+            self.retry,
+            self.hooks,
+            quick=drain,
+            sleep=self.sleep,
+        )
 
     def _wanted(self, event: JSON) -> bool:
         if not self.include_ephemeral and is_ephemeral(event):

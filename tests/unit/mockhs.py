@@ -41,6 +41,8 @@ class FakeHomeserver:
     guests: int = 0
     #: access tokens the server has forgotten: any request bearing one gets 401 M_UNKNOWN_TOKEN
     rejected_tokens: set[str] = field(default_factory=set)
+    #: replaces the initialSync handler (gets the request, returns status, headers, body)
+    initial_sync_handler: Any = None
     #: (status, body) to answer initialSync with instead of the history
     initial_error: tuple[int, dict[str, Any]] | None = None
 
@@ -51,7 +53,7 @@ class FakeHomeserver:
         self.rsps.add_callback(
             responses.GET,
             re.compile(re.escape(self.base) + r"/_matrix/client/v3/rooms/[^/]+/initialSync.*"),
-            callback=self._initial_sync,
+            callback=self._initial_sync_entry,
         )
         self.rsps.add_callback(
             responses.GET,
@@ -75,6 +77,11 @@ class FakeHomeserver:
             body = {"errcode": "M_UNKNOWN_TOKEN", "error": "Unknown access token"}
             return 401, {}, json.dumps(body)
         return None
+
+    def _initial_sync_entry(self, request: Any) -> tuple[int, dict[str, str], str]:
+        if self.initial_sync_handler is not None:
+            return self.initial_sync_handler(request)  # type: ignore[no-any-return]
+        return self._initial_sync(request)
 
     def _initial_sync(self, request: Any) -> tuple[int, dict[str, str], str]:
         if refused := self._refused(request):

@@ -278,3 +278,28 @@ def test_forgotten_stored_guest_is_replaced_on_a_first_run(
     assert lines(result) == [message(1)] and hs.guests == 1
     stored = json.loads(state_file.with_name("credentials.json").read_text())
     assert stored["homeservers"][HS]["guest"]["access_token"] == "guest-token-1"
+
+
+def test_a_first_run_during_an_outage_retries_initial_sync(
+    hs: FakeHomeserver, peek, monkeypatch
+) -> None:
+    import peekcli.stream
+
+    waits: list[float] = []
+    monkeypatch.setattr(peekcli.stream, "pause", waits.append)
+    hs.history = [message(1)]
+    hs.chain([])
+    failures = iter([(503, {"errcode": "M_UNKNOWN", "error": "down"})] * 2)
+    real = hs._initial_sync
+
+    def flaky(request):
+        failure = next(failures, None)
+        if failure is not None:
+            return failure[0], {}, json.dumps(failure[1])
+        return real(request)
+
+    hs.initial_sync_handler = flaky
+    result = peek("snapshot", ROOM, "-s", HS, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert lines(result) == [message(1)] and len(waits) == 2
+    assert "retrying" in result.stderr and "connection restored" in result.stderr
