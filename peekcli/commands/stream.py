@@ -78,7 +78,8 @@ def stream_options(f: Any) -> Any:
             "--max-events",
             type=click.IntRange(min=1),
             metavar="N",
-            help="Stop (exit 0) after delivering N events; the rest waits for the next run.",
+            help="Stop (exit 0) after delivering N events; the rest waits for the next run. "
+            "(--history is context: only its oldest N events are shown then.)",
         ),
         click.option("--seconds", is_flag=True, help="Pretty output: show times as HH:MM:SS."),
         click.option(

@@ -206,3 +206,44 @@ def test_reset_starts_over_in_the_old_room(tl: TimelineHS, peek: Any, state_file
     assert [e["content"].get("body") for e in lines(result)] == ["new 3"]
     assert len(tl.calls(f"/rooms/{OLD}/initialSync")) == 2  # the first run's, and this one
     assert saved(state_file)["redirects"] == {HS: {OLD: NEW}}
+
+
+def alias_names(tl: TimelineHS, room: str) -> None:
+    """The directory answers #lobby:hs.test with `room` (from now on)."""
+    url = f"{HS}/_matrix/client/v3/directory/room/%23lobby%3Ahs.test"
+    tl.rsps.upsert(responses.GET, url, json={"room_id": room, "servers": ["hs.test"]})
+
+
+def test_an_alias_moved_by_the_upgrade_still_hands_over_through_the_old_room(
+    tl: TimelineHS, peek: Any, state_file: Path
+) -> None:
+    """An upgrade moves the alias before peek sees the tombstone: a run by alias must finish
+    the old room and walk the new one from its start, not start afresh in the new room."""
+    alias_names(tl, OLD)
+    first = peek("snapshot", "#lobby:hs.test", "-s", HS, "--json", "--history", "0")
+    assert first.exit_code == 0, first.stderr
+    upgraded(tl)
+    alias_names(tl, NEW)
+    result = peek("snapshot", "#lobby:hs.test", "-s", HS, "--json", "--history", "1")
+    assert result.exit_code == 0, result.stderr
+    assert ids(result) == [e["event_id"] for e in tl.stream]
+    tl.send(NEW, body="new 3")
+    again = peek("snapshot", "#lobby:hs.test", "-s", HS, "--json")
+    assert [e["content"]["body"] for e in lines(again)] == ["new 3"]
+    assert saved(state_file)["aliases"][HS]["#lobby:hs.test"] == NEW
+
+
+def test_an_alias_given_to_an_unrelated_room_follows_the_alias(
+    tl: TimelineHS, peek: Any, state_file: Path
+) -> None:
+    alias_names(tl, OLD)
+    peek("snapshot", "#lobby:hs.test", "-s", HS, "--json", "--history", "0")
+    tl.send(OLD, body="old 1")
+    tl.create(NEW)  # no predecessor: not an upgrade of OLD
+    tl.send(NEW, body="new 1")
+    alias_names(tl, NEW)
+    before = len(tl.calls(f"/events?room_id={OLD}"))
+    result = peek("snapshot", "#lobby:hs.test", "-s", HS, "--json", "--history", "1")
+    assert result.exit_code == 0, result.stderr
+    assert [e["content"].get("body") for e in lines(result)] == ["new 1"]
+    assert len(tl.calls(f"/events?room_id={OLD}")) == before  # OLD is left alone
