@@ -31,6 +31,7 @@ from peekcli.render.sanitize import clean, one_line
 __all__ = ["Line", "PrettyRenderer", "RoomInfo"]
 
 BODY_LIMIT = 4000  # characters of a message body shown before the "… [+N chars]" marker
+BODY_LINES = 40  # lines of a message body shown before the "… [+N lines]" marker
 NAME_LIMIT = 48
 ID_LIMIT = 100
 SNIPPET_WIDTH = 40
@@ -346,6 +347,20 @@ class _Members:
 # -- public API ---------------------------------------------------------------------------------
 
 
+def _cap_lines(text: Text, limit: int = BODY_LINES) -> Text:
+    """Cut a body to `limit` lines, so a message of blank lines cannot scroll the screen away."""
+    plain = text.plain
+    if plain.count("\n") < limit:
+        return text
+    cut = -1
+    for _ in range(limit):
+        cut = plain.index("\n", cut + 1)
+    hidden = plain.count("\n", cut) or 1
+    out = text[:cut]
+    out.append(f"\n… [+{hidden} lines]", _META)
+    return out
+
+
 @dataclass
 class RoomInfo:
     """Header data, filled by the caller from the initialSync state or GET /rooms/{id}/state."""
@@ -622,6 +637,7 @@ class PrettyRenderer:
             text = Text(clean(plain, BODY_LIMIT)) if plain.strip() else None
         if text is None:
             return Text("(empty message)", _META)
+        text = _cap_lines(text)
         if msgtype == "m.notice":
             text.stylize(_NOTICE)
         elif msgtype not in (None, "m.text", "m.emote", "m.notice"):

@@ -1166,3 +1166,23 @@ def test_display_name_with_newline_and_ansi_stays_on_one_line() -> None:
     )
     out = show(r, join, message("$1", "@eve:x", "hello"))
     assert out == "09:30 → Eve⏎\\x1b[31mADMIN joined\n09:30 Eve⏎\\x1b[31mADMIN: hello\n"
+
+
+def test_a_body_of_many_lines_is_cut_with_a_marker() -> None:
+    from peekcli.render.pretty import BODY_LINES
+
+    event = {
+        "type": "m.room.message",
+        "sender": "@a:x",
+        "event_id": "$many",
+        "origin_server_ts": 0,
+        "content": {"msgtype": "m.text", "body": "top\n" + "\n" * 2000 + "bottom"},
+    }
+    renderer = PrettyRenderer(tz=dt.UTC)
+    console = Console(file=io.StringIO(), width=80, color_system=None, force_terminal=False)
+    for line in renderer.render(event):
+        console.print(line)
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "top" in out and "bottom" not in out
+    assert out.rstrip().endswith(f"… [+{2001 - BODY_LINES + 1} lines]")
+    assert len(out.splitlines()) <= BODY_LINES + 3
