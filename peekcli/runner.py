@@ -81,6 +81,8 @@ class Start:
     ref: RoomRef
     identity: Identity
     resuming: bool
+    #: True when the position came from `--from` rather than the state file.
+    from_token: bool = False
     initial: JSON | None = None
 
 
@@ -229,7 +231,7 @@ def follow_room(
     start = Start(session.room_id, session.ref, session.identity, resuming=False)
     if opts.from_token:
         position = Position(opts.from_token, strategy.kind, alias=follower.alias)
-        start.resuming = True
+        start.resuming = start.from_token = True
     elif saved is not None:
         position = saved
         start.resuming = True

@@ -376,7 +376,13 @@ def _make_sink(
                 for ev in state
             )
         identity = start.identity.summary()
-        info = room_info(start.room_id, state, resuming=start.resuming, identity=identity)
+        info = room_info(
+            start.room_id,
+            state,
+            resuming=start.resuming,
+            identity=identity,
+            from_token=start.from_token,
+        )
         sink.header(info, state)
 
     return sink, on_start

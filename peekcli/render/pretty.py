@@ -371,6 +371,7 @@ class RoomInfo:
     topic: str | None = None
     members: int | None = None
     resuming: bool = False
+    from_token: bool = False  # resuming from a token given with --from, not the saved one
     identity: str | None = None  # e.g. "guest" or "@bob:example.org"
 
 
@@ -473,7 +474,10 @@ class PrettyRenderer:
         facts: list[str] = []
         if isinstance(info.members, int):
             facts.append(f"{info.members} member{'' if info.members == 1 else 's'}")
-        facts.append("resuming from saved position" if info.resuming else "starting fresh")
+        if info.from_token:
+            facts.append("starting from the --from token")
+        else:
+            facts.append("resuming from saved position" if info.resuming else "starting fresh")
         if info.identity:
             facts.append(f"watching as {one_line(info.identity, 120)}")
         out.append("\n")

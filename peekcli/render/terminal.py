@@ -39,9 +39,16 @@ def make_console(stream: IO[str], color: bool | None) -> Console:
     return console
 
 
-def room_info(room_id: str, state: Iterable[Any], *, resuming: bool, identity: str) -> RoomInfo:
+def room_info(
+    room_id: str,
+    state: Iterable[Any],
+    *,
+    resuming: bool,
+    identity: str,
+    from_token: bool = False,
+) -> RoomInfo:
     """Header facts from room state events (initialSync's `state`, or GET /state)."""
-    info = RoomInfo(room_id=room_id, resuming=resuming, identity=identity)
+    info = RoomInfo(room_id=room_id, resuming=resuming, identity=identity, from_token=from_token)
     members = 0
     for ev in state:
         if not isinstance(ev, Mapping):

@@ -81,3 +81,12 @@ def test_piped_multiline_body_hangs_under_the_message_column(hs: FakeHomeserver,
         "      last",
     ]
     assert re.fullmatch(r"\d\d:\d\d @alice:hs.test: next", out[start + 4])
+
+
+def test_header_says_when_the_position_comes_from_from(hs: FakeHomeserver, peek) -> None:
+    hs.chain([message(1)], [message(2, body="after t1")])
+    hs.rsps.add(responses.GET, f"{HS}/_matrix/client/v3/rooms/%21room%3Ahs.test/state", json=STATE)
+    result = peek("snapshot", ROOM, "-s", HS, "--from", "t1", "--no-color")
+    lines = result.stdout.splitlines()
+    assert "starting from the --from token" in lines[2] and "resuming" not in lines[2]
+    assert lines[-1].endswith("Alice: after t1")
