@@ -109,8 +109,12 @@ class ExecFailed(PeekError):
     exit_code = EXIT_EXEC_FAILED
 
 
-class Stopped(Exception):
-    """Raised by the signal handlers so the loop can save its position and exit 130/143."""
+class Stopped(BaseException):
+    """Raised by the signal handlers so the loop can save its position and exit 130/143.
+
+    A BaseException, like KeyboardInterrupt, so that no broad `except Exception` (say, the
+    renderer's last-resort guard) can swallow a Ctrl-C.
+    """
 
     def __init__(self, exit_code: int) -> None:
         super().__init__(exit_code)

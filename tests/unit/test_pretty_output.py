@@ -90,3 +90,21 @@ def test_header_says_when_the_position_comes_from_from(hs: FakeHomeserver, peek)
     lines = result.stdout.splitlines()
     assert "starting from the --from token" in lines[2] and "resuming" not in lines[2]
     assert lines[-1].endswith("Alice: after t1")
+
+
+def test_a_stop_signal_during_rendering_is_not_swallowed(
+    hs: FakeHomeserver, peek, state_file, monkeypatch
+) -> None:
+    """The renderer's last-resort guard catches errors, never a Ctrl-C/SIGTERM landing in it."""
+    from peekcli.errors import Stopped
+    from peekcli.render.pretty import PrettyRenderer
+
+    hs.chain([message(1), message(2)])
+
+    def interrupted(self, event):
+        raise Stopped(143)
+
+    monkeypatch.setattr(PrettyRenderer, "_render", interrupted)
+    result = peek("snapshot", ROOM, "-s", HS, "--history", "0", "--no-color")
+    assert result.exit_code == 143
+    assert "could not render" not in result.stdout
