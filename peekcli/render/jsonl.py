@@ -6,6 +6,8 @@ import json
 import re
 from typing import Any, BinaryIO
 
+from peekcli.render.reader import raise_if_reader_gone
+
 # Characters a terminal may act on even inside a JSON string: C1 controls (CSI is U+009B), DEL,
 # bidi overrides and other invisible format characters. json.dumps escapes C0 itself.
 _RISKY = re.compile("[\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
@@ -38,3 +40,4 @@ class JsonLinesSink:
 
     def flush(self) -> None:
         self.stream.flush()
+        raise_if_reader_gone(self.stream)

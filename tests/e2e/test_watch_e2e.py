@@ -131,3 +131,47 @@ def test_alias_watch(synapse: Homeserver, alice: User, fresh_room, tmp_path: Pat
     )
     assert result.returncode == 0, result.stderr
     assert bodies(json_lines(result.stdout)) == ["via the alias"]
+
+
+def test_a_reader_that_leaves_a_quiet_room_ends_the_watch(
+    synapse: Homeserver, fresh_room, tmp_path: Path
+) -> None:
+    """`peek watch … | head -n 3` on a quiet room must not wait for the next event to notice."""
+    import subprocess
+    import time
+
+    from tests.e2e.peekproc import peek_command, peek_env
+
+    room = fresh_room()
+    state = tmp_path / "state.json"
+    proc = subprocess.Popen(
+        [
+            *peek_command(),
+            "watch",
+            room,
+            "--homeserver",
+            synapse.base_url,
+            "--json",
+            "--history",
+            "0",
+            "--timeout",
+            "500",
+        ],
+        env=peek_env(state),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not state.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)  # the first position is saved: peek is now long-polling
+        assert state.exists()
+        assert proc.stdout is not None
+        proc.stdout.close()  # the reader goes away; no message is ever sent
+        code = proc.wait(20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.stderr is not None
+    assert code == 141 and proc.stderr.read() == b""
