@@ -135,9 +135,31 @@ def _well_known(session: Any, url: str, log: RequestLog | None) -> tuple[str | N
     if not isinstance(base, str) or not base.strip():
         return None, "malformed (no m.homeserver.base_url)"
     try:
-        return normalize_homeserver(base), None
+        url = normalize_homeserver(base)
     except PeekError:
         return None, "malformed (m.homeserver.base_url is not an http(s) URL)"
+    if not _secure(url):
+        # Tokens and passwords would cross the network in clear on a URL nobody typed: a user
+        # who means it gives that URL with --homeserver.
+        return None, f"refused: m.homeserver.base_url {url} is plain http"
+    return url, None
+
+
+def _secure(url: str) -> bool:
+    """https, or http on the loopback interface (a local homeserver or tunnel)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return True
+    host = parts.hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _check_versions(session: Any, base: str, log: RequestLog | None) -> str | None:

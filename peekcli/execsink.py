@@ -61,8 +61,20 @@ def parse_command(command: str) -> list[str]:
     return argv
 
 
+#: Longest server string put in CMD's environment (ids are at most 255 bytes by the spec); a
+#: longer one could make exec fail with E2BIG and wedge the run on that event.
+ENV_VALUE_LIMIT = 4096
+
+
 def _env_value(value: object) -> str:
-    return value.replace("\x00", "") if isinstance(value, str) else ""
+    """A server string as an environment value: no NUL (exec refuses it) and no lone surrogate
+    (a JSON `\\ud800` escape; os.fsencode raises on it, which would crash peek)."""
+    if not isinstance(value, str):
+        return ""
+    value = value[:ENV_VALUE_LIMIT].replace("\x00", "")
+    if not value.isascii():
+        value = value.encode("utf-8", "replace").decode("utf-8")
+    return value
 
 
 def _ignore(_: str) -> None:

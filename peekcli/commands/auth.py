@@ -325,6 +325,13 @@ def _show_grant(grant: DeviceAuthorization, open_browser: bool) -> None:
     ]
     click.echo("\n".join(lines), err=True)
     if open_browser:
+        from urllib.parse import urlsplit
+
+        # The server chose this URL: a browser is only handed a web page, never file:,
+        # javascript: or a scheme some local application would act on.
+        if urlsplit(url).scheme.lower() != "https":
+            note("not opening a browser: the approval page is not an https URL")
+            return
         import webbrowser
 
         webbrowser.open(url)

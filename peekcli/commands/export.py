@@ -199,7 +199,11 @@ def _progress_display() -> tuple[Callable[[Progress], None], Callable[[], None]]
             if p.oldest_ts is not None:
                 from datetime import datetime
 
-                reached = f", back to {datetime.fromtimestamp(p.oldest_ts / 1000):%Y-%m-%d %H:%M}"
+                try:  # origin_server_ts is the server's word: any int, however absurd
+                    when = datetime.fromtimestamp(p.oldest_ts / 1000)
+                    reached = f", back to {when:%Y-%m-%d %H:%M}"
+                except (OverflowError, OSError, ValueError):
+                    pass
             text = f"fetched {p.events} events{reached} ({rate:.0f}/s)"
         bar.update(task, description=text)
 

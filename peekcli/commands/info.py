@@ -212,11 +212,13 @@ def _doctor_table(report: DoctorReport) -> None:
 
     styles = {"pass": "green", "fail": "bold red", "info": "cyan", "skip": "dim"}
     title = f"peek doctor: {one_line(report.homeserver or '?', 200)}"
-    table = Table(title=title, title_justify="left")
+    # A str title or cell is parsed as rich markup (Console's default): the URL may come from a
+    # server's .well-known, so every piece goes in as Text.
+    table = Table(title=Text(title), title_justify="left")
     table.add_column("check", no_wrap=True)
     table.add_column("result", no_wrap=True)
     table.add_column("detail")
     for check in report.checks:
         mark = Text(_MARKS.get(check.status, check.status), style=styles.get(check.status, ""))
-        table.add_row(check.name, mark, Text(one_line(check.detail, 400)))
+        table.add_row(Text(check.name), mark, Text(one_line(check.detail, 400)))
     Console().print(table)

@@ -276,6 +276,21 @@ def test_open_flag_opens_the_approval_page(
     assert opened == [f"{AUTH}/link?code=ABCD-1234"]
 
 
+@pytest.mark.parametrize(
+    "uri", ["file:///etc/passwd", "javascript:alert(1)", "http://evil.test/link", "ms-foo:x"]
+)
+def test_open_flag_never_hands_a_non_https_page_to_the_browser(
+    server: AuthServer, sleeps: list[float], peek, state_file: Path, monkeypatch, uri: str
+) -> None:
+    opened: list[str] = []
+    monkeypatch.setattr("webbrowser.open", opened.append)
+    server.device_reply["verification_uri_complete"] = uri
+    result = login(peek, state_file, "--open")
+    assert result.exit_code == 0, result.stderr
+    assert opened == []
+    assert "not opening a browser" in result.stderr and uri in result.stderr
+
+
 def test_password_options_on_an_oauth_only_server_say_how_to_log_in(
     server: AuthServer, peek, state_file: Path
 ) -> None:
