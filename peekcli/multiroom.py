@@ -66,10 +66,13 @@ def open_rooms(
     unique = list(dict.fromkeys(rooms))
     jobs: list[RoomJob] = []
     seen: dict[tuple[str, str], str] = {}
+    token_home: str | None = None  # where a given --token went first: it goes nowhere else
     for arg, label in zip(unique, labels(unique), strict=True):
         job = RoomJob(arg, label)
         try:
-            job.session = open_room(arg, opts, log=log)
+            job.session = open_room(arg, opts, log=log, token_homeserver=token_home)
+            if opts.token and token_home is None:
+                token_home = job.session.homeserver
         except PeekError as exc:
             job.error = exc
             failed(job, exc)

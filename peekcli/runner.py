@@ -114,8 +114,17 @@ def homeserver_for(
     raise UsageError(f"{ref.value} names no server: give --homeserver (or PEEK_HOMESERVER)")
 
 
-def open_room(room: str, opts: RunOptions, log: RequestLog | None = None) -> RoomSession:
-    """Parse and resolve the room, and pick the identity that will watch it."""
+def open_room(
+    room: str,
+    opts: RunOptions,
+    log: RequestLog | None = None,
+    token_homeserver: str | None = None,
+) -> RoomSession:
+    """Parse and resolve the room, and pick the identity that will watch it.
+
+    `token_homeserver`: where a given `--token` was already sent (several rooms in one run); a
+    room on another homeserver is refused before the token could reach that server.
+    """
     from peekcli.config import effective
     from peekcli.state import default_state_path
 
@@ -124,6 +133,11 @@ def open_room(room: str, opts: RunOptions, log: RequestLog | None = None) -> Roo
     store = StateStore(state_path)
     given, token = effective(opts.homeserver, opts.token)
     homeserver = homeserver_for(ref, given, store, log)
+    if opts.token and token_homeserver is not None and homeserver != token_homeserver:
+        raise UsageError(
+            f"{room} is on {homeserver}, but the given token belongs to {token_homeserver}: "
+            "a token is only sent to its own homeserver; follow that room in a run of its own"
+        )
     creds = CredentialStore(credentials_path_for(state_path))
     client = MatrixClient(homeserver, log=log)
     identity, renew = choose_identity(client, creds, token=token, guest=opts.guest)

@@ -192,3 +192,22 @@ def test_from_token_with_several_rooms_is_a_usage_error(peek: Any) -> None:
     result = peek("watch", ROOM, ROOM2, "--from", "s1", "-s", HS)
     assert result.exit_code == 2
     assert "--from goes with one ROOM" in result.stderr
+
+
+def test_a_given_token_is_never_sent_to_a_second_homeserver(
+    hs: FakeHomeserver, two: FakeHomeserver, peek: Any
+) -> None:
+    hs.chain([message(1)])
+    two.chain([message(7, room=ROOM2)])
+    result = peek(
+        "snapshot", ROOM, ROOM2, "--json", "--history", "0", env={"PEEK_ACCESS_TOKEN": "tok-a"}
+    )
+    assert [e["event_id"] for e in lines(result)] == ["$ev1"]
+    assert result.exit_code == 2
+    assert "the given token belongs to" in result.stderr and "tok-a" not in result.stderr
+    sent_to_two = [
+        c
+        for c in hs.rsps.calls
+        if c.request.url.startswith(HS2) and c.request.headers.get("Authorization")
+    ]
+    assert sent_to_two == []
