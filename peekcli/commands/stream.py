@@ -118,9 +118,10 @@ def stream_options(f: Any) -> Any:
             help="Only messages: m.room.message, m.sticker, encrypted messages and polls.",
         ),
     ]
+    f = delivery.delivery_options(f)  # applied first, so listed after the options above
     for option in reversed(options):
         f = option(f)
-    return delivery.delivery_options(f)
+    return f
 
 
 @click.command(epilog=EXIT_CODES)
