@@ -540,6 +540,7 @@ Press Ctrl-C to stop.""",
 
 def _demo(hs: Homeserver, alice: User, room_id: str, alias: str) -> int:
     """Follow the lobby with the real `peek` while a thread keeps the conversation going."""
+    import shlex
     import subprocess
     import threading
 
@@ -557,7 +558,7 @@ def _demo(hs: Homeserver, alice: User, room_id: str, alias: str) -> int:
     peek = Path(sys.executable).with_name("peek")
     cmd = [str(peek) if peek.exists() else "peek", "watch", alias, "--homeserver", hs.base_url]
     env = {**os.environ, "PEEK_STATE_FILE": str(hs.workdir / "peek-state.json")}
-    print(f"\n$ {' '.join(cmd)}\n", flush=True)
+    print(f"\n$ {shlex.join(cmd)}\n", flush=True)
     threading.Thread(target=chatter, daemon=True).start()
     child = subprocess.Popen(cmd, env=env)
     try:
