@@ -78,13 +78,29 @@ def open_rooms(
             failed(job, exc)
             jobs.append(job)
             continue
-        key = (job.session.homeserver, job.session.room_id)
+        key = (job.session.homeserver, followed_room(job.session, opts))
         if key in seen:
             notice(f"{arg} is the same room as {seen[key]}: following it once")
             continue
         seen[key] = arg
         jobs.append(job)
     return jobs
+
+
+def followed_room(session: RoomSession, opts: RunOptions) -> str:
+    """The room a run will follow: a known upgrade (redirect) leads on to its replacement.
+
+    An old room id and its replacement's alias are then one room, followed once: two threads
+    would otherwise take the same room lock, the second waiting for itself (or exit 6).
+    """
+    room = session.room_id
+    if opts.reset or not opts.follow_upgrades:
+        return room  # --reset forgets the redirect; --no-follow stops at it
+    seen = {room}
+    while (new := session.store.redirect_of(session.homeserver, room)) and new not in seen:
+        room = new
+        seen.add(room)
+    return room
 
 
 Run = Callable[[RoomJob, AbstractContextManager[Any] | None], None]

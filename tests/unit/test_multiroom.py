@@ -141,6 +141,21 @@ def test_the_same_room_twice_is_followed_once(hs: FakeHomeserver, peek: Any) -> 
     assert "#lobby:hs.test is the same room as !room:hs.test" in result.stderr
 
 
+def test_an_old_room_and_its_known_replacement_are_followed_once(
+    hs: FakeHomeserver, peek: Any, state_file: Path
+) -> None:
+    # A room peek already followed through an upgrade (redirect !old → ROOM), named beside the
+    # replacement: one room. Two threads on it, the second would wait for the first's lock.
+    from peekcli.state import StateStore
+
+    StateStore(state_file).redirect(HS, "!old:hs.test", ROOM)
+    hs.chain([message(1)])
+    result = peek("snapshot", "!old:hs.test", ROOM, "-s", HS, "--json", "--history", "0")
+    assert result.exit_code == 0, result.stderr
+    assert [e["event_id"] for e in lines(result)] == ["$ev1"]
+    assert f"{ROOM} is the same room as !old:hs.test: following it once" in result.stderr
+
+
 def test_labels_are_short_and_distinct() -> None:
     assert labels(["#lobby:a.org", "#lobby:b.org", "!abcdefghijklmnop:x.org", "junk"]) == [
         "#lobby",
