@@ -101,6 +101,15 @@ class BusyError(PeekError):
     exit_code = EXIT_BUSY
 
 
+class AlreadyFollowed(PeekError):
+    """This very run already follows the room (another ROOM argument, or an upgrade led here).
+
+    Not a failure: the other argument delivers the room, so this one just ends (exit 0).
+    """
+
+    exit_code = EXIT_OK
+
+
 class StateFileError(PeekError):
     """The state or credentials file is unreadable, corrupt or unwritable; never overwritten."""
 

@@ -162,6 +162,6 @@ def follow_rooms(
 def exit_code(jobs: Sequence[RoomJob]) -> int:
     """0 when no room failed; else the exit code of the first room (in argument order) that did."""
     for job in jobs:
-        if job.error is not None:
+        if job.error is not None and job.error.exit_code:  # AlreadyFollowed is no failure
             return job.error.exit_code
     return 0

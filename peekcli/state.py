@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -22,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from peekcli.errors import BusyError, StateFileError
+from peekcli.errors import AlreadyFollowed, BusyError, StateFileError
 
 SCHEMA_VERSION = 1
 #: Sections that map a key (homeserver, server name) to an object.
@@ -308,10 +309,42 @@ class StateStore:
         *,
         wait: bool = True,
         on_wait: Callable[[], None] | None = None,
+        following: bool = True,
     ) -> Iterator[None]:
-        """Held for a whole run on one room, so two peeks never deliver the same room at once."""
+        """Held for a whole run on one room, so two peeks never deliver the same room at once.
+
+        Within one process (several rooms in threads) a room already held is not waited for,
+        which would wait for ever on ourselves: a second follower gets `AlreadyFollowed` (the
+        room is followed once); anything else (`following=False`) gets `BusyError`.
+        """
         digest = hashlib.sha256(f"{homeserver} {room_id}".encode()).hexdigest()[:16]
         lock_dir = self.path.parent / "locks"
+        key = str(lock_dir / digest)
+        with _HELD_GUARD:
+            if key in _HELD:
+                if not following:
+                    raise BusyError(f"another peek is following {room_id} with this state file")
+                raise AlreadyFollowed(
+                    f"{room_id} is already followed in this run: following it once"
+                )
+            _HELD.add(key)
+        try:
+            with self._flocked(lock_dir, digest, room_id, wait=wait, on_wait=on_wait):
+                yield
+        finally:
+            with _HELD_GUARD:
+                _HELD.discard(key)
+
+    @contextlib.contextmanager
+    def _flocked(
+        self,
+        lock_dir: Path,
+        digest: str,
+        room_id: str,
+        *,
+        wait: bool,
+        on_wait: Callable[[], None] | None,
+    ) -> Iterator[None]:
         try:
             lock_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
             fd = os.open(lock_dir / f"{digest}.lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -336,6 +369,11 @@ class StateStore:
             yield
         finally:
             os.close(fd)
+
+
+#: Room locks this process holds (several rooms run in threads of one process).
+_HELD: set[str] = set()
+_HELD_GUARD = threading.Lock()
 
 
 class CredentialStore:

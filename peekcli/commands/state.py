@@ -131,7 +131,7 @@ def state_forget(state_file: Path | None, room: str, homeserver: str | None) -> 
             raise PeekError(f"no saved position for {room} in {store.path}")
         for pos_hs, room_id, alias in found:
             # A running peek would save the position again right away: refuse instead.
-            with store.room_lock(pos_hs, room_id, wait=False):
+            with store.room_lock(pos_hs, room_id, wait=False, following=False):
                 store.forget(pos_hs, room_id)
             name = f"{room_id} ({alias})" if alias else room_id
             click.echo(safe(f"forgot {name} on {pos_hs}"))

@@ -185,3 +185,32 @@ def test_path_prints_the_state_file_in_use(state_file: Path, tmp_path: Path) -> 
     default = CliRunner().invoke(cli, ["state", "path"])
     assert default.stdout == f"{tmp_path / 'xdg-state' / 'peek' / 'state.json'}\n"
     assert not state_file.exists()  # looking never creates anything
+
+
+def test_a_room_held_by_this_run_is_not_waited_for(tmp_path: Path) -> None:
+    """Two threads of one multi-room run reaching the same room (say, through an upgrade):
+    the second must not wait for ever on the first; it ends, and the room is followed once."""
+    import threading
+
+    from peekcli.errors import AlreadyFollowed
+    from peekcli.state import StateStore
+
+    store = StateStore(tmp_path / "state.json")
+    outcome: list[str] = []
+    with store.room_lock("https://hs", "!r"):
+        thread = threading.Thread(
+            target=lambda: _claim(store, outcome, AlreadyFollowed), daemon=True
+        )
+        thread.start()
+        thread.join(5)
+    assert outcome == ["already followed, exit 0"]
+    with store.room_lock("https://hs", "!r"):  # released: free again
+        pass
+
+
+def _claim(store, outcome, already) -> None:
+    try:
+        with store.room_lock("https://hs", "!r"):
+            outcome.append("got it")
+    except already as exc:
+        outcome.append(f"already followed, exit {exc.exit_code}")
