@@ -53,6 +53,23 @@ def _room_title(room_id: str, state: Iterable[Mapping[str, Any]]) -> str:
     return one_line(title, 200)
 
 
+class _RoomBoundary:
+    """With --follow-predecessors the export runs through several rooms: mark each switch."""
+
+    def __init__(self) -> None:
+        self.room: str | None = None
+
+    def lines(self, event: Any) -> list[Text]:
+        room = event.get("room_id") if isinstance(event, dict) else None
+        if not isinstance(room, str):
+            return []
+        changed = self.room is not None and room != self.room
+        self.room = room
+        if not changed:
+            return []
+        return [Text(f"── continued in {one_line(room, 120)} (room upgrade) ──", "bold")]
+
+
 class TextWriter:
     """The pretty rendering, without colour, as UTF-8 text."""
 
@@ -73,12 +90,14 @@ class TextWriter:
             legacy_windows=False,
         )
         self.renderer = PrettyRenderer(seconds=True)
+        self.boundary = _RoomBoundary()
 
     def begin(self, room_id: str, state: list[dict[str, Any]]) -> None:
         self.renderer.learn_state(state)
 
     def write(self, line: bytes) -> None:
-        for text in self.renderer.render(_event(line)):
+        event = _event(line)
+        for text in [*self.boundary.lines(event), *self.renderer.render(event)]:
             self.console.print(text)
 
     def finish(self) -> None:
@@ -134,6 +153,7 @@ class HtmlWriter:
             legacy_windows=False,
         )
         self.renderer = PrettyRenderer(seconds=True)
+        self.boundary = _RoomBoundary()
         self._styles: dict[Any, str] = {}
 
     def begin(self, room_id: str, state: list[dict[str, Any]]) -> None:
@@ -154,7 +174,8 @@ class HtmlWriter:
 
     def write(self, line: bytes) -> None:
         parts: list[str] = []
-        for text in self.renderer.render(_event(line)):
+        event = _event(line)
+        for text in [*self.boundary.lines(event), *self.renderer.render(event)]:
             parts.append(self._html(text))
         self.out.write("".join(parts).encode("utf-8", "replace"))
 

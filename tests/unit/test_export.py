@@ -230,3 +230,23 @@ def test_help_lists_export(peek: Any) -> None:
         "-o, --output",
     ):
         assert option in text
+
+
+@pytest.mark.parametrize("fmt", ["text", "html"])
+def test_text_and_html_mark_where_the_next_room_begins(
+    tl: TimelineHS, export: Any, fmt: str
+) -> None:
+    tl.create(OLD)
+    room_of(tl, OLD, 2)
+    tl.tombstone(OLD, NEW)
+    tl.create(NEW, predecessor=OLD)
+    room_of(tl, NEW, 2)
+    result = export(NEW, "--follow-predecessors", "--format", fmt)
+    assert result.exit_code == 0, result.stderr
+    marker = f"── continued in {NEW} (room upgrade) ──"
+    out = result.stdout
+    assert out.count(marker) == 1
+    # Between the old room's tombstone and the new room's first event.
+    assert out.index("replaced") < out.index(marker)
+    alone = export(NEW, "--format", fmt)
+    assert "continued in" not in alone.stdout
