@@ -30,8 +30,6 @@ from peekcli.errors import ExecFailed, UsageError
 from peekcli.render.jsonl import encode_event
 from peekcli.stream import RetryPolicy, Sink
 
-FAILURE_MODES = ("stop", "skip", "retry")
-OUTPUTS = ("stderr", "stdout")
 #: Never handed to CMD: a token in the environment would leak into whatever CMD runs or logs.
 _SECRET_ENV = ("PEEK_ACCESS_TOKEN",)
 

@@ -404,9 +404,6 @@ class CredentialStore:
 
         return self.file.update(change)
 
-    def homeservers(self) -> list[str]:
-        return sorted(self.file.read().get("homeservers", {}))
-
     def entry(self, homeserver: str, kind: str) -> dict[str, Any] | None:
         """Any stored entry, token or not (e.g. a cached OAuth 2.0 client registration)."""
         entry = self.file.read().get("homeservers", {}).get(homeserver, {}).get(kind)

@@ -213,15 +213,13 @@ def _guest_mode(guest: bool | None) -> str:
 
 
 def _run(rooms: tuple[str, ...], kw: dict[str, Any], *, drain: bool) -> None:
+    from peekcli.filters import build_filter
     from peekcli.runner import RunOptions
 
     if kw["ephemeral"] and not kw["as_json"]:
         fail_usage("--ephemeral goes with --json")
     output.color = kw["color"]
     output.seconds = kw["seconds"]
-    from peekcli.errors import PeekError
-    from peekcli.filters import build_filter
-
     if kw["from_token"] and len(rooms) > 1:
         fail_usage("--from goes with one ROOM: a stream token is where one room's run stood")
     try:
