@@ -141,6 +141,9 @@ class ExecSink:
         if self.inner is not None:
             self.inner.flush()
 
+    def reader_gone(self) -> bool:
+        return self.inner is not None and self.inner.reader_gone()
+
     # -- one run of CMD --------------------------------------------------------------------------
 
     def _environment(self, event: dict[str, Any]) -> dict[str, str]:

@@ -9,6 +9,7 @@ was written, and the next run skips through that event: nothing is lost and noth
 from __future__ import annotations
 
 import contextlib
+import errno
 import random
 import time
 from collections.abc import Callable
@@ -314,6 +315,10 @@ class Sink(Protocol):
 
     def flush(self) -> None: ...
 
+    def reader_gone(self) -> bool:
+        """Asked after a batch is flushed *and saved*: is the reader still there?"""
+        ...
+
 
 def _ignore(*_: Any) -> None:
     return None
@@ -520,6 +525,10 @@ class Follower:
                     self._save_partial(chunk, last_id)
             raise
         self._save(Position(chunk.end, self.strategy.kind, last_id, self.alias))
+        # Only now: a reader that left after the flush may have read the batch (head -n 3), so
+        # its position is saved first; raising before the save would hand it over again.
+        if self.sink.reader_gone():
+            raise BrokenPipeError(errno.EPIPE, "the reader closed the pipe")
 
     def _save_partial(self, chunk: Chunk, last_id: str | None) -> None:
         if chunk.start is None:

@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any, BinaryIO
 
-from peekcli.render.reader import raise_if_reader_gone
+from peekcli.render.reader import reader_gone
 
 # Characters a terminal may act on even inside a JSON string: C1 controls (CSI is U+009B), DEL,
 # bidi overrides and other invisible format characters. json.dumps escapes C0 itself.
@@ -40,4 +40,6 @@ class JsonLinesSink:
 
     def flush(self) -> None:
         self.stream.flush()
-        raise_if_reader_gone(self.stream)
+
+    def reader_gone(self) -> bool:
+        return reader_gone(self.stream)

@@ -7,19 +7,21 @@ a pipe whose reader closed polls as POLLERR, so the sinks check it once per batc
 
 from __future__ import annotations
 
-import errno
 import select
 from typing import IO, Any
 
 
-def raise_if_reader_gone(stream: IO[Any]) -> None:
-    """Raise BrokenPipeError when `stream` is a pipe nobody reads any more; else do nothing."""
+def reader_gone(stream: IO[Any]) -> bool:
+    """True when `stream` is a pipe nobody reads any more.
+
+    Asked by the loop only *after* a batch's position is saved: what was flushed may already be
+    on the reader's screen (`head` read it, then left), so it must count as delivered.
+    """
     try:
         fd = stream.fileno()
         poller = select.poll()
     except (AttributeError, OSError, ValueError):
-        return  # not a real file (tests' buffers), or no poll() on this platform
+        return False  # not a real file (tests' buffers), or no poll() on this platform
     poller.register(fd, select.POLLOUT)
-    for _fd, events in poller.poll(0):
-        if events & select.POLLERR:
-            raise BrokenPipeError(errno.EPIPE, "the reader closed the pipe")
+    return any(events & select.POLLERR for _fd, events in poller.poll(0))
+

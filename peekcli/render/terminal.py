@@ -13,7 +13,7 @@ from typing import IO, Any
 from rich.console import Console
 
 from peekcli.render.pretty import PrettyRenderer, RoomInfo
-from peekcli.render.reader import raise_if_reader_gone
+from peekcli.render.reader import reader_gone
 
 
 class PipeConsole(Console):
@@ -86,4 +86,6 @@ class PrettySink:
 
     def flush(self) -> None:
         self.console.file.flush()
-        raise_if_reader_gone(self.console.file)
+
+    def reader_gone(self) -> bool:
+        return reader_gone(self.console.file)

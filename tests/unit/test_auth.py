@@ -269,6 +269,9 @@ def test_runner_exposes_the_identity_and_its_membership(
         def write(self, event: Any) -> None: ...
         def flush(self) -> None: ...
 
+        def reader_gone(self) -> bool:
+            return False
+
     opts = RunOptions(homeserver=HS, state_path=state_file, drain=True, timeout_ms=0)
     session = open_room(ROOM, opts)
     follow(session, opts, Sink(), Hooks(), on_start=starts.append)

@@ -273,6 +273,9 @@ def test_sink_passes_events_on_only_after_cmd_succeeded() -> None:
         def flush(self) -> None:
             return None
 
+        def reader_gone(self) -> bool:
+            return False
+
     inner = Inner()
     out = io.StringIO()
     sink = ExecSink(ExecPolicy([PY, "-c", "import sys; sys.exit(1)"]), inner=inner, out=out)

@@ -7,6 +7,8 @@ records the one and pins the other to its upper bound, so the backoff is exact a
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -479,3 +481,48 @@ def test_state_file_from_a_newer_peek_asks_for_an_upgrade(
     assert result.exit_code == 1
     assert "schema version 99" in result.stderr and "upgrade peek" in result.stderr
     assert state_file.read_text() == '{"version": 99}'
+
+
+# -- a reader that leaves right after a flush ------------------------------------------------------
+
+
+class _OneChunk:
+    kind = "events"
+
+    def fetch(self, token: str, *, drain: bool) -> stream.Chunk:
+        return stream.Chunk([message(1), message(2)], start=token, end="t2")
+
+
+def test_a_reader_that_leaves_right_after_the_flush_has_the_batch_saved(tmp_path: Path) -> None:
+    """`peek watch --json | head -n 2`: head reads the batch and exits between peek's flush and
+    its next step. What head read counts as delivered: the position is saved, then 141."""
+    import os
+
+    from peekcli.render.jsonl import JsonLinesSink
+    from peekcli.state import Position, StateStore
+
+    read_fd, write_fd = os.pipe()
+    got: list[bytes] = []
+
+    class HeadLeavesAfterFlush(io.BufferedWriter):
+        def flush(self) -> None:
+            super().flush()  # the bytes are in the pipe…
+            if not got:
+                got.append(os.read(read_fd, 1 << 16))  # …head reads its lines…
+                os.close(read_fd)  # …and exits, before peek's next step
+
+    out = HeadLeavesAfterFlush(io.FileIO(write_fd, "wb"))
+    store = StateStore(tmp_path / "state.json")
+    follower = stream.Follower(
+        store=store,
+        homeserver=HS,
+        room_id=ROOM,
+        strategy=_OneChunk(),
+        sink=JsonLinesSink(out),
+    )
+    with pytest.raises(BrokenPipeError):
+        follower.run(Position("t0", "events"), drain=False)
+    assert [json.loads(x)["event_id"] for x in got[0].splitlines()] == ["$ev1", "$ev2"]
+    assert saved(tmp_path / "state.json")["positions"][HS][ROOM]["token"] == "t2"
+    with contextlib.suppress(BrokenPipeError):
+        out.close()

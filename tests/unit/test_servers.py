@@ -59,6 +59,9 @@ class ListSink:
     def flush(self) -> None:
         self.flushes += 1
 
+    def reader_gone(self) -> bool:
+        return False
+
 
 # -- Dendrite: /events is a stub, initialSync refused to guests ------------------------------------
 
