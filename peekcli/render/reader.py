@@ -24,4 +24,3 @@ def reader_gone(stream: IO[Any]) -> bool:
         return False  # not a real file (tests' buffers), or no poll() on this platform
     poller.register(fd, select.POLLOUT)
     return any(events & select.POLLERR for _fd, events in poller.poll(0))
-
