@@ -30,6 +30,7 @@ from peekcli.errors import (
     UnrecognizedError,
 )
 from peekcli.state import CredentialStore
+from peekcli.suggest import peek_command
 
 #: Wall clock for stored expiry times (they outlive the process); tests replace it.
 now: Callable[[], float] = time.time
@@ -77,17 +78,22 @@ def short_hs(homeserver: str) -> str:
     return homeserver.removeprefix("https://")
 
 
+def login_command(homeserver: str) -> str:
+    """`peek login SERVER`, shell-quoted: the URL may come from a server's `.well-known`."""
+    return peek_command("login", short_hs(homeserver))
+
+
 def guest_refused(homeserver: str, detail: str) -> GuestRefused:
     hs = short_hs(homeserver)
     return GuestRefused(
-        f"{homeserver} allows no guests ({detail}): log in with `peek login {hs}`, "
+        f"{homeserver} allows no guests ({detail}): log in with `{peek_command('login', hs)}`, "
         "or pass --token / PEEK_ACCESS_TOKEN"
     )
 
 
 def logged_out(homeserver: str, detail: str) -> TokenRejected:
     return TokenRejected(
-        f"logged out of {homeserver}: {detail}; run `peek login {short_hs(homeserver)}` again",
+        f"logged out of {homeserver}: {detail}; run `{login_command(homeserver)}` again",
         status=401,
     )
 
@@ -143,7 +149,7 @@ def choose_identity(
         return session.start(), session.gave_up
     if guest == "never":
         raise TokenRejected(
-            f"no stored login for {hs} and --no-guest was given; run `peek login {short_hs(hs)}` "
+            f"no stored login for {hs} and --no-guest was given; run `{login_command(hs)}` "
             "or pass --token",
             status=401,
         )
@@ -173,7 +179,7 @@ def _whoami_of_given_token(client: MatrixClient) -> tuple[str | None, str | None
     except TokenRejected:
         raise TokenRejected(
             f"{client.base_url} rejected the given token (logged out or expired); pass a valid "
-            f"--token or run `peek login {short_hs(client.base_url)}`",
+            f"--token or run `{login_command(client.base_url)}`",
             status=401,
         ) from None
     except PeekError:
@@ -184,8 +190,8 @@ def _whoami_of_given_token(client: MatrixClient) -> tuple[str | None, str | None
 def _cannot_renew(homeserver: str, what: str) -> Callable[[], bool]:
     def renew() -> bool:
         raise TokenRejected(
-            f"{homeserver} rejected {what} (logged out or expired); run `peek login "
-            f"{short_hs(homeserver)}` or pass a valid --token",
+            f"{homeserver} rejected {what} (logged out or expired); run "
+            f"`{login_command(homeserver)}` or pass a valid --token",
             status=401,
         )
 
@@ -247,7 +253,7 @@ class LoginSession:
 
 def not_logged_in(homeserver: str) -> TokenRejected:
     return TokenRejected(
-        f"not logged in to {homeserver}; run `peek login {short_hs(homeserver)}`", status=401
+        f"not logged in to {homeserver}; run `{login_command(homeserver)}`", status=401
     )
 
 
@@ -376,7 +382,7 @@ def no_usable_flow(homeserver: str, options: LoginOptions) -> PeekError:
         what = f"offers no login peek can do ({', '.join(options.flows) or 'none listed'})"
     return PeekError(
         f"{homeserver} {what}; log in with another client and give peek its access token: "
-        f"`peek login {hs} --token -` (reads it from stdin)"
+        f"`{peek_command('login', hs, '--token', '-')}` (reads it from stdin)"
     )
 
 

@@ -28,6 +28,7 @@ from peekcli.errors import (
     RateLimited,
     UnrecognizedError,
 )
+from peekcli.suggest import peek_command
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 REFRESH_GRANT = "refresh_token"
@@ -232,7 +233,8 @@ def poll_for_token(
 
 def _expired(client: MatrixClient) -> str:
     return (
-        f"the login code expired before it was approved; run `peek login {client.base_url}` again"
+        "the login code expired before it was approved; run "
+        f"`{peek_command('login', client.base_url)}` again"
     )
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
@@ -32,9 +31,11 @@ from typing import Any, Protocol
 
 from peekcli.client import API, JSON, q
 from peekcli.errors import ForbiddenError, InvalidTokenError, MatrixError, NetworkError
+from peekcli.rooms import is_room_id
 from peekcli.runner import RoomSession, RunOptions, Start, forbidden
 from peekcli.state import Position, StateStore
 from peekcli.stream import BATCH_LIMIT, Chunk, Follower, Hooks, RetryPolicy, Sink
+from peekcli.suggest import peek_command
 
 #: Kind of the position that walks a replacement room from its start.
 CATCHUP = "catchup"
@@ -44,11 +45,6 @@ MARKER = "replaced_by"
 MAX_HOPS = 50
 #: Empty pages with a new `end` in a row (events hidden from us) before a walk counts as done.
 MAX_EMPTY_PAGES = 100
-_ROOM_ID = re.compile(r"![^\s\x00-\x1f\x7f/]{1,254}")
-
-
-def is_room_id(value: object) -> bool:
-    return isinstance(value, str) and _ROOM_ID.fullmatch(value) is not None
 
 
 def replacement_of(event: JSON, room_id: str) -> str | None:
@@ -241,7 +237,7 @@ def follow_upgrades(
             if not follow:
                 hooks.warn(
                     f"{name(room)} was replaced by {new_room} (room upgrade); not following it "
-                    f"(--no-follow): peek watch '{new_room}'"
+                    f"(--no-follow): {peek_command('watch', new_room)}"
                 )
                 return False
             if new_room in seen or len(seen) > MAX_HOPS:

@@ -114,7 +114,7 @@ def login(
         if wants_password and not options.password:
             raise PeekError(
                 f"{hs} offers no password login"
-                + (f"; run `peek login {auth.short_hs(hs)}` without -u" if device else "")
+                + (f"; run `{auth.login_command(hs)}` without -u" if device else "")
             )
         if device and not wants_password:
             assert options.oauth is not None
