@@ -31,6 +31,7 @@ from peekcli.errors import (
 )
 from peekcli.state import CredentialStore
 from peekcli.suggest import peek_command
+from peekcli.tokens import check_token, is_valid_token
 
 #: Wall clock for stored expiry times (they outlive the process); tests replace it.
 now: Callable[[], float] = time.time
@@ -114,6 +115,8 @@ def register_guest(client: MatrixClient, creds: CredentialStore) -> Identity:
     token, user_id = reply.get("access_token"), reply.get("user_id")
     if not isinstance(token, str) or not token:
         raise guest_refused(client.base_url, "no access token in the registration reply")
+    if not is_valid_token(token):
+        raise NetworkError(f"{client.base_url} registered a guest with an unusable access token")
     entry = {"access_token": token, "user_id": user_id if isinstance(user_id, str) else None}
     device_id = reply.get("device_id")
     if isinstance(device_id, str):
@@ -317,6 +320,8 @@ def _matrix_tokens(reply: JSON, where: str) -> oauth.TokenSet:
     access = reply.get("access_token")
     if not isinstance(access, str) or not access:
         raise NetworkError(f"{where} sent a reply without an access token")
+    if not is_valid_token(access):
+        raise NetworkError(f"{where} sent an unusable access token (not printable ASCII)")
     ms = reply.get("expires_in_ms")
     expires = float(ms) / 1000 if isinstance(ms, int | float) and not isinstance(ms, bool) else None
     return oauth.TokenSet(access, _str(reply.get("refresh_token")), expires)
@@ -418,7 +423,7 @@ def login_with_password(
 
 def login_with_token(client: MatrixClient, creds: CredentialStore, token: str) -> LoginResult:
     """Store a token made elsewhere, after `/account/whoami` confirms it and names its user."""
-    client.token = token
+    client.token = check_token(token, "--token")
     try:
         reply = client.whoami()
     except TokenRejected:

@@ -29,6 +29,7 @@ from peekcli.errors import (
     UnrecognizedError,
 )
 from peekcli.suggest import peek_command
+from peekcli.tokens import is_valid_token
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 REFRESH_GRANT = "refresh_token"
@@ -106,6 +107,8 @@ class TokenSet:
         access = doc.get("access_token")
         if not isinstance(access, str) or not access:
             raise NetworkError(f"{where} sent a token reply without an access token")
+        if not is_valid_token(access):
+            raise NetworkError(f"{where} sent an unusable access token (not printable ASCII)")
         refresh = doc.get("refresh_token")
         return cls(
             access_token=access,

@@ -11,6 +11,7 @@ import responses
 from click.testing import CliRunner, Result
 
 from peekcli.cli import cli
+from tests.unit.hostilehs import HostileServer
 from tests.unit.mockhs import FakeHomeserver
 
 
@@ -58,3 +59,13 @@ def lines(result: Result) -> list[dict[str, Any]]:
 
 def saved(state_file: Path) -> dict[str, Any]:
     return json.loads(state_file.read_text())
+
+
+@pytest.fixture
+def hostile() -> Iterator[HostileServer]:
+    """A started hostile server, stopped (with every reply it is writing) after the test."""
+    server = HostileServer().start()
+    try:
+        yield server
+    finally:
+        server.close()
