@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -31,6 +32,25 @@ Exit codes:
 FC = TypeVar("FC", bound=Callable[..., object])
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class Seconds(click.FloatRange):
+    """A duration in seconds: a finite float in range. `FloatRange` alone lets `nan` through
+    (it compares False with any bound) and `inf`/`1e308` overflow the timers that use it."""
+
+    name = "seconds"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        seconds = super().convert(value, param, ctx)
+        if not math.isfinite(seconds):
+            self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
+        return float(seconds)
+
+
+#: The longest wait an option may ask for: a week (beyond it timers overflow, and nobody means it).
+MAX_SECONDS = 7 * 86400.0
 
 
 def homeserver_option(help: str) -> Callable[[FC], FC]:

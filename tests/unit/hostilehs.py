@@ -157,8 +157,19 @@ class HostileServer:
             Route("POST", "/_matrix/client/v3/register", reply_json(200, guest)),
             Route("GET", r"/_matrix/client/v3/rooms/[^/]+/initialSync", reply_json(200, initial)),
             Route("GET", "/_matrix/client/v3/events", quiet_events),
+            Route("GET", r"/_matrix/client/v3/rooms/[^/]+/messages", self.messages),
             Route("GET", "/_matrix/client/v3/account/whoami", reply_json(200, whoami)),
         ]
+
+    def messages(self, h: Handler, params: dict[str, str]) -> None:
+        """Backwards from the live end: the history; forwards: nothing new (no `end`)."""
+        if params.get("dir") == "b":
+            page = {"chunk": self.history[::-1], "start": params.get("from", "s1"), "end": "s0"}
+            if params.get("from") == "s0":
+                page = {"chunk": [], "start": "s0"}
+        else:
+            page = {"chunk": [], "start": params.get("from", "s1")}
+        reply_json(200, page)(h, params)
 
 
 # -- behaviours ---------------------------------------------------------------------------------
