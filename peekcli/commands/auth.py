@@ -28,7 +28,7 @@ from peekcli.commands.completion import complete_homeservers
 
 if TYPE_CHECKING:
     from peekcli.auth import LoginResult
-    from peekcli.oauth import DeviceAuthorization
+    from peekcli.matrix.oauth import DeviceAuthorization
     from peekcli.state import CredentialStore
 
 
@@ -98,8 +98,8 @@ def login(
 
     def run() -> None:
         from peekcli import auth
-        from peekcli.client import MatrixClient
         from peekcli.errors import PeekError
+        from peekcli.matrix.client import MatrixClient
 
         hs = _find_homeserver(homeserver, state_file, required=True)
         creds = _creds(state_file)
@@ -164,8 +164,8 @@ def whoami(homeserver: str | None, as_json: bool, state_file: Path | None) -> No
         import json
 
         from peekcli import auth
-        from peekcli.client import MatrixClient
         from peekcli.errors import PeekError
+        from peekcli.matrix.client import MatrixClient
 
         creds = _creds(state_file)
         targets = _targets(homeserver, state_file, creds)
@@ -226,8 +226,8 @@ def logout(homeserver: str | None, local: bool, state_file: Path | None) -> None
 
     def run() -> None:
         from peekcli import auth
-        from peekcli.client import MatrixClient
         from peekcli.errors import NetworkError
+        from peekcli.matrix.client import MatrixClient
 
         creds = _creds(state_file)
         targets = _targets(homeserver, state_file, creds)
@@ -264,8 +264,8 @@ def _creds(state_file: Path | None) -> CredentialStore:
 def _find_homeserver(given: str | None, state_file: Path | None, *, required: bool) -> str:
     """The client API URL for HOMESERVER (or PEEK_HOMESERVER / the config), discovered from a
     server name the same way `watch` does, so the login is found again under the same key."""
-    from peekcli.config import effective
-    from peekcli.discovery import find_homeserver
+    from peekcli.connect import effective
+    from peekcli.matrix.discovery import find_homeserver
     from peekcli.state import StateStore, default_state_path
 
     text, _ = effective(given or os.environ.get("PEEK_HOMESERVER") or None, None)
