@@ -16,7 +16,6 @@ import click
 
 from peekcli.commands import output
 from peekcli.commands.common import (
-    EXIT_CODES,
     error,
     fail_usage,
     guarded,
@@ -25,6 +24,7 @@ from peekcli.commands.common import (
     state_file_option,
 )
 from peekcli.commands.completion import complete_homeservers
+from peekcli.errors import help_epilog
 
 if TYPE_CHECKING:
     from peekcli.auth import LoginResult
@@ -42,7 +42,7 @@ def _state_file_option(f: Any) -> Any:
     return state_file_option("State file; the credentials file lives beside it.")(f)
 
 
-@click.command(epilog=EXIT_CODES)
+@click.command(epilog=help_epilog("login"))
 @_homeserver_argument
 @click.option("-u", "--user", metavar="USER", help="User id or localpart for a password login.")
 @click.option(
@@ -144,7 +144,7 @@ def _prompt(text: str, hide_input: bool = False) -> str:
         raise
 
 
-@click.command(epilog=EXIT_CODES)
+@click.command(epilog=help_epilog("whoami"))
 @_homeserver_argument
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per login.")
 @_state_file_option
@@ -204,7 +204,7 @@ def whoami(homeserver: str | None, as_json: bool, state_file: Path | None) -> No
     guarded(run)
 
 
-@click.command(epilog=EXIT_CODES)
+@click.command(epilog=help_epilog("logout"))
 @_homeserver_argument
 @click.option(
     "--local",

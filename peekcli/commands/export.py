@@ -10,7 +10,6 @@ import click
 
 from peekcli.commands import output
 from peekcli.commands.common import (
-    EXIT_CODES,
     guarded,
     homeserver_option,
     note,
@@ -18,6 +17,7 @@ from peekcli.commands.common import (
     token_option,
 )
 from peekcli.commands.completion import complete_rooms
+from peekcli.errors import help_epilog
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from peekcli.export import Progress
 
 
-@click.command(epilog=EXIT_CODES)
+@click.command(epilog=help_epilog("export"))
 @click.argument("room", shell_complete=complete_rooms)
 @homeserver_option("Client API URL of the homeserver. Default: found from the room's server name.")
 @token_option("Access token to use instead of a guest.")

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from peekcli.commands.common import (
-    EXIT_CODES,
     fail_usage,
     guarded,
     homeserver_option,
@@ -17,6 +16,7 @@ from peekcli.commands.common import (
     state_file_option,
     token_option,
 )
+from peekcli.errors import help_epilog
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from peekcli.matrix.directory import PublicRoom
 
 
-@click.command("rooms", epilog=EXIT_CODES)
+@click.command("rooms", epilog=help_epilog("rooms"))
 @click.argument("server", required=False)
 @click.option("--search", metavar="TERM", help="Only rooms whose name, alias or topic has TERM.")
 @click.option(

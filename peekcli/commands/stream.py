@@ -10,7 +10,6 @@ import click
 
 from peekcli.commands import delivery, output
 from peekcli.commands.common import (
-    EXIT_CODES,
     fail_usage,
     guarded,
     homeserver_option,
@@ -20,7 +19,7 @@ from peekcli.commands.common import (
     token_option,
 )
 from peekcli.commands.completion import complete_rooms
-from peekcli.errors import PeekError
+from peekcli.errors import PeekError, help_epilog
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -127,7 +126,7 @@ def stream_options(f: Any) -> Any:
     return f
 
 
-@click.command(epilog=EXIT_CODES)
+@click.command(epilog=help_epilog("watch"))
 @stream_options
 @click.option(
     "--timeout",
@@ -177,7 +176,7 @@ def watch(rooms: tuple[str, ...], **kw: Any) -> None:
     _run(rooms, kw, drain=False)
 
 
-@click.command(epilog=EXIT_CODES)
+@click.command(epilog=help_epilog("snapshot"))
 @stream_options
 @click.option(
     "--max-retries",
