@@ -10,6 +10,7 @@ requests, rich and platformdirs are imported inside the commands.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -175,7 +176,17 @@ def cli(verbose: bool, quiet: bool) -> None:
     output.quiet = quiet
 
 
+def _degrade_unencodable_output() -> None:
+    """Under PYTHONIOENCODING=ascii or a C locale, a character the terminal's encoding lacks
+    (an event's `é`, a `·` of the layout) prints as `?` instead of ending the run."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+            with contextlib.suppress(OSError, ValueError):
+                stream.reconfigure(errors="replace")
+
+
 def main() -> None:
+    _degrade_unencodable_output()
     try:
         cli(prog_name="peek")
     except SystemExit as exc:

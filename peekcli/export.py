@@ -461,12 +461,24 @@ class ExportJob:
             if mode == "r+b":
                 fh.truncate(state.committed)  # whatever a kill left past the last commit
             spill = Spill(fh, state.segments)
-            self._walk(state, spill, lambda s: save_sidecar(sidecar, s))
+            try:
+                self._walk(state, spill, lambda s: save_sidecar(sidecar, s))
+            except OSError as exc:  # a full disk: what is committed stays for --resume
+                raise PeekError(
+                    f"cannot write {part}: {exc.strerror or exc}; make room and go on with --resume"
+                ) from None
             fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
             try:
                 with os.fdopen(fd, "wb") as out:
                     self._write(state, spill, make_writer(out))
                 os.replace(tmp, output)
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise PeekError(
+                    f"cannot write {output}: {exc.strerror or exc}; "
+                    "make room and go on with --resume"
+                ) from None
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)

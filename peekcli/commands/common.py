@@ -10,7 +10,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from peekcli.errors import EXIT_PIPE, EXIT_SIGINT, PeekError, Stopped
+from peekcli.errors import EXIT_ERROR, EXIT_PIPE, EXIT_SIGINT, PeekError, Stopped
 
 FC = TypeVar("FC", bound=Callable[..., object])
 
@@ -187,6 +187,13 @@ def guarded(run: Callable[[], None]) -> None:
     except BrokenPipeError:
         silence_stdout()
         sys.exit(EXIT_PIPE)
+    except OSError as exc:  # a full disk, a quota, EFBIG: one line, not a traceback
+        if exc.filename is None:  # writing stdout; exit must not try (and fail) to flush it
+            silence_stdout()
+            error(f"cannot write the output: {exc.strerror or exc}")
+        else:
+            error(f"cannot write {exc.filename}: {exc.strerror or exc}")
+        sys.exit(EXIT_ERROR)
 
 
 def silence_stdout() -> None:

@@ -7,11 +7,19 @@ repetition count overflows the compiler.
 
 from __future__ import annotations
 
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.unit.hostilehs import HostileServer, reply_json
+from tests.unit.hostilehs import HostileServer, message, reply_json
 
 NOT_FINITE = ["nan", "inf", "-inf", "1e308", "NaN"]
 
@@ -117,3 +125,78 @@ def test_grep_that_the_regex_compiler_cannot_take_is_a_usage_error(
     assert len(said) == 3 and said[-1].startswith("Error: --grep ")
     assert "is not a valid regular expression" in said[-1] and len(said[-1]) < 300
     assert hostile.seen == []
+
+
+def run_peek(*args: str, env: dict[str, str] | None = None, **kw: Any) -> Any:
+    """peek in a child process (its own stdout encoding, file limits, real file descriptors)."""
+    kw.setdefault("stdout", subprocess.PIPE)
+    kw.setdefault("stderr", subprocess.PIPE)
+    return subprocess.run(
+        [sys.executable, "-m", "peekcli", *args],
+        env={**os.environ, **(env or {})},
+        timeout=60,
+        **kw,
+    )
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_pretty_output_to_a_narrow_encoding_degrades_instead_of_crashing(
+    hostile: HostileServer, tmp_path: Path, encoding: str
+) -> None:
+    hostile.history = [message(1, "héllo ✓ 漢字")]
+    state = str(tmp_path / "state.json")
+    done = run_peek(
+        "snapshot", hostile.room, "-s", hostile.url, "--state-file", state,
+        env={"PYTHONIOENCODING": encoding},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    out = done.stdout.decode(encoding)
+    assert "@mallory:127.0.0.1: h" in out and "llo ? ??" in out
+    assert b"Traceback" not in done.stderr
+
+
+def limit_file_size(size: int) -> Callable[[], None]:
+    """In the child: files stop growing at `size` bytes (write fails with EFBIG, as on a full
+    disk it fails with ENOSPC) instead of the default SIGXFSZ kill."""
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+    return apply
+
+
+def test_export_onto_a_full_disk_is_one_line_and_resumes_later(
+    hostile: HostileServer, tmp_path: Path
+) -> None:
+    hostile.history = [message(n) for n in range(1, 51)]
+    out = tmp_path / "out.jsonl"
+    base = ("export", hostile.room, "-s", hostile.url, "-o", str(out))
+    full = run_peek(*base, preexec_fn=limit_file_size(300))
+    assert full.returncode == 1
+    assert full.stderr.decode() == (
+        f"peek: cannot write {out}.part: File too large; make room and go on with --resume\n"
+    )
+    assert not out.exists()
+    later = run_peek(*base, "--resume")
+    assert later.returncode == 0, later.stderr.decode()
+    assert [json.loads(line)["event_id"] for line in out.read_text().splitlines()] == [
+        f"$ev{n}" for n in range(1, 51)
+    ]
+
+
+@pytest.mark.parametrize("command", [["export"], ["snapshot", "--json"], ["snapshot"]])
+def test_stdout_onto_a_full_device_is_one_line_and_saves_no_position(
+    hostile: HostileServer, tmp_path: Path, command: list[str]
+) -> None:
+    state = tmp_path / "state.json"
+    args = (command[0], hostile.room, "-s", hostile.url, *command[1:])
+    if command[0] == "snapshot":
+        args = (*args, "--state-file", str(state))
+    with open("/dev/full", "wb") as full:
+        done = run_peek(*args, stdout=full, stderr=subprocess.PIPE)
+    assert done.returncode == 1
+    assert done.stderr.decode() == "peek: cannot write the output: No space left on device\n"
+    if command[0] == "snapshot":  # nothing was written: the next run prints it all
+        again = run_peek(*args)
+        assert again.returncode == 0 and b"message 1" in again.stdout

@@ -73,6 +73,9 @@ def test_no_well_known_falls_back_to_the_server_name(
         {"json": {"m.homeserver": {"base_url": "ftp://matrix.example.test"}}},
         {"json": ["a", "list"]},
         {"json": {"m.identity_server": {"base_url": "https://id.example.test"}}},
+        {"json": {"m.homeserver": {"base_url": "https://[matrix.example.test"}}},
+        {"json": {"m.homeserver": {"base_url": "https://matrix.example.test:99999"}}},
+        {"json": {"m.homeserver": {"base_url": "https://u:pw@matrix.example.test"}}},
     ],
 )
 def test_malformed_well_known_falls_back(
