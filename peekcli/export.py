@@ -22,16 +22,18 @@ room first, and reading it back gives the oldest room first.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Protocol
+from typing import IO, Any, BinaryIO, Literal, Protocol
 
 from peekcli import signals
 from peekcli.errors import (
@@ -382,6 +384,59 @@ class Exporter:
 # -- files ----------------------------------------------------------------------------------------
 
 
+OutputKind = Literal["file", "stream"]
+
+
+def output_kind(output: Path) -> OutputKind:
+    """How `-o FILE` is written. A regular file (or a new one) is built beside it and renamed
+    into place once complete ("file"). A FIFO, a character device (`/dev/null`, a terminal) or
+    anything under /dev or /proc (`/dev/stdout`) is written directly, as stdout is ("stream"):
+    renaming over it would destroy it. A socket or block device is refused."""
+    absolute = Path(os.path.abspath(output))
+    special = absolute.parts[1:2] in (("dev",), ("proc",))
+    try:
+        mode = os.stat(absolute).st_mode
+    except FileNotFoundError:
+        return "stream" if special else "file"
+    except OSError as exc:
+        raise UsageError(f"cannot use -o {output}: {exc.strerror}") from None
+    if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode) or (special and stat.S_ISREG(mode)):
+        return "stream"
+    if stat.S_ISREG(mode):
+        return "file"
+    raise UsageError(f"-o {output} is not a regular file, FIFO or character device: refused")
+
+
+def open_part(part: Path, *, fresh: bool) -> BinaryIO:
+    """`FILE.part`, never through a symbolic link (in a sticky /tmp another user may have
+    planted one). A fresh export removes whatever has that name (a link is removed, not
+    followed) and creates the file with O_EXCL; a resumed one opens only a regular file."""
+    flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        if fresh:
+            with contextlib.suppress(FileNotFoundError):
+                part.unlink()
+            fd = os.open(part, flags | os.O_CREAT | os.O_EXCL, 0o666)
+        else:
+            fd = os.open(part, flags)
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                os.close(fd)
+                raise StateFileError(f"{part} is not a regular file: export again")
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StateFileError(f"{part} is a symbolic link: refused") from None
+        raise PeekError(f"cannot write {part}: {exc.strerror}") from None
+    return os.fdopen(fd, "w+b" if fresh else "r+b")
+
+
+def _own_regular_file(path: Path) -> bool:
+    try:
+        st = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid()
+
+
 def work_paths(output: Path) -> tuple[Path, Path]:
     """`FILE.part` (the spill) and `FILE.part.json` (the sidecar) beside the output file."""
     return output.with_name(output.name + ".part"), output.with_name(output.name + ".part.json")
@@ -429,17 +484,26 @@ class ExportJob:
 
     def run(self, make_writer: Callable[[BinaryIO], Writer]) -> None:
         if self.output is None:
-            self._to_stream(make_writer)
+            assert self.stdout is not None
+            self._to_stream(make_writer, self.stdout)
+        elif output_kind(self.output) == "stream":
+            if self.resume:
+                raise UsageError(f"--resume needs -o FILE to be a regular file, not {self.output}")
+            try:  # no O_CREAT/O_TRUNC: like `>>`, what the shell opened stays as it is
+                fd = os.open(self.output, os.O_WRONLY | os.O_APPEND | os.O_NOCTTY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise PeekError(f"cannot write {self.output}: {exc.strerror}") from None
+            with os.fdopen(fd, "wb") as out:
+                self._to_stream(make_writer, out)
         else:
             self._to_file(self.output, make_writer)
 
-    def _to_stream(self, make_writer: Callable[[BinaryIO], Writer]) -> None:
-        assert self.stdout is not None
+    def _to_stream(self, make_writer: Callable[[BinaryIO], Writer], out: BinaryIO) -> None:
         state = ExportState(self.homeserver, self.room_id, self.range)
         with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as fh:
             spill = Spill(fh, state.segments)
             self._walk(state, spill)
-            self._write(state, spill, make_writer(self.stdout))
+            self._write(state, spill, make_writer(out))
 
     def _to_file(self, output: Path, make_writer: Callable[[BinaryIO], Writer]) -> None:
         part, sidecar = work_paths(output)
@@ -448,17 +512,11 @@ class ExportJob:
             self.warn(
                 f"starting over: the unfinished export in {part} is dropped (--resume goes on)"
             )
+        fresh = state is None
         if state is None:
             state = ExportState(self.homeserver, self.room_id, self.range)
-            mode = "w+b"
-        else:
-            mode = "r+b"
-        try:
-            fh = open(part, mode)  # noqa: SIM115 - closed below, after the final rename
-        except OSError as exc:
-            raise PeekError(f"cannot write {part}: {exc.strerror}") from None
-        with fh:
-            if mode == "r+b":
+        with open_part(part, fresh=fresh) as fh:
+            if not fresh:
                 fh.truncate(state.committed)  # whatever a kill left past the last commit
             spill = Spill(fh, state.segments)
             try:
@@ -491,6 +549,12 @@ class ExportJob:
         if not sidecar.exists() or not part.exists():
             self.warn(f"nothing to resume in {part}: starting a new export")
             return None
+        if not (_own_regular_file(part) and _own_regular_file(sidecar)):
+            # planted (a link, another user's file in a shared directory): never read or extend it
+            raise StateFileError(
+                f"{part} or {sidecar.name} is not a regular file of yours: refused; "
+                "export again without --resume"
+            )
         state = load_sidecar(sidecar)
         if (state.homeserver, state.room_id, state.range) != (
             self.homeserver,
