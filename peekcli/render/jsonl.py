@@ -6,6 +6,7 @@ Pure encoding; `peekcli.sinks.jsonl` writes the lines.
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -14,12 +15,29 @@ from typing import Any
 _RISKY = re.compile("[\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 #: One encoder for every line: `json.dumps` with options builds a new one per call (issue 6:
 #: JSON output within 1.5× the cost of json.dumps).
-_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+#: `allow_nan=False`: a hostile server's `NaN`/`Infinity` (Python's json reads them) is not JSON.
+_COMPACT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    """`value` with every NaN/±Infinity float replaced by null (what jq makes of them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def encode_event(event: Any) -> bytes:
-    """One event as a UTF-8 JSON line. Risky characters and lone surrogates become `\\uXXXX`."""
-    line = _COMPACT.encode(event)
+    """One event as a UTF-8 JSON line: strict JSON (a NaN or Infinity from the server becomes
+    null); risky characters and lone surrogates become `\\uXXXX`."""
+    try:
+        line = _COMPACT.encode(event)
+    except ValueError:  # only from a non-finite float: the rare slow path
+        event = _finite(event)
+        line = _COMPACT.encode(event)
     # Most lines are ASCII (a flag check), where DEL is the only risky character: a plain
     # substring scan instead of the regex, which costs as much as a third of the encoding.
     if ("\x7f" not in line) if line.isascii() else (_RISKY.search(line) is None):
@@ -27,4 +45,5 @@ def encode_event(event: Any) -> bytes:
             return line.encode("utf-8") + b"\n"
         except UnicodeEncodeError:  # lone surrogates from the server's \\ud800 escapes
             pass
-    return json.dumps(event, ensure_ascii=True, separators=(",", ":")).encode("ascii") + b"\n"
+    strict = json.dumps(event, ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+    return strict.encode("ascii") + b"\n"
