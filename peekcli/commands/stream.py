@@ -269,7 +269,7 @@ def _follow_one(
 
     if session is None:
         session = open_room(room, opts, log=output.request_log)
-    sink, on_start = _make_sink(as_json, room_label=label, session=session)
+    sink, on_start = _make_sink(as_json, room_label=label, session=session, defer_header=opts.drain)
     sink, on_start = delivery.with_exec(opts, sink, on_start, as_json=as_json)
     hooks = _hooks()
     if label is not None:
@@ -332,12 +332,17 @@ def _follow_rooms(
 
 
 def _make_sink(
-    as_json: bool, room_label: str | None = None, session: RoomSession | None = None
+    as_json: bool,
+    room_label: str | None = None,
+    session: RoomSession | None = None,
+    *,
+    defer_header: bool = False,
 ) -> tuple[Sink, Any]:
     """The output for one room, and what to call when the run starts (the pretty header).
 
     JSON lines stay raw (each event carries its room_id); the pretty renderer marks each line
-    with `room_label` when several rooms share stdout.
+    with `room_label` when several rooms share stdout. `defer_header` (snapshot): the header
+    goes out with the first event, so a run with nothing new prints nothing.
     """
     if as_json:
         from peekcli.render.jsonl import JsonLinesSink
@@ -381,7 +386,9 @@ def _make_sink(
             identity=identity,
             from_token=start.from_token,
         )
-        sink.header(info, state)
+        if info.canonical_alias is None and start.ref.is_alias:
+            info.canonical_alias = start.ref.value  # the state did not say: what was typed
+        sink.header(info, state, defer=defer_header)
 
     return sink, on_start
 
