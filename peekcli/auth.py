@@ -17,8 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from peekcli import oauth, signals
-from peekcli.client import JSON, MatrixClient
+from peekcli import signals
 from peekcli.errors import (
     CredentialRejected,
     ForbiddenError,
@@ -30,6 +29,8 @@ from peekcli.errors import (
     TokenRejected,
     UnrecognizedError,
 )
+from peekcli.matrix import oauth
+from peekcli.matrix.client import JSON, MatrixClient
 from peekcli.state import CredentialStore
 
 #: Wall clock for stored expiry times (they outlive the process); tests replace it.
@@ -406,8 +407,7 @@ def login_with_password(
                 f" ({what})"
             ) from None
         raise CredentialRejected(
-            f"{client.base_url} refused the login for {user}: wrong user name or password"
-            f" ({what})"
+            f"{client.base_url} refused the login for {user}: wrong user name or password ({what})"
         ) from None
     except MatrixError as exc:
         raise PeekError(f"{client.base_url} refused the login: {exc.message}") from None

@@ -29,7 +29,7 @@ from peekcli.errors import help_epilog
 
 if TYPE_CHECKING:
     from peekcli.auth import LoginResult
-    from peekcli.oauth import DeviceAuthorization
+    from peekcli.matrix.oauth import DeviceAuthorization
     from peekcli.state import CredentialStore
 
 
@@ -103,8 +103,8 @@ def login(
 
     def run() -> None:
         from peekcli import auth
-        from peekcli.client import MatrixClient
         from peekcli.errors import PeekError
+        from peekcli.matrix.client import MatrixClient
 
         hs = _find_homeserver(given, state_file, required=True)
         creds = _creds(state_file)
@@ -172,8 +172,8 @@ def whoami(
         import json
 
         from peekcli import auth
-        from peekcli.client import MatrixClient
         from peekcli.errors import PeekError
+        from peekcli.matrix.client import MatrixClient
 
         creds = _creds(state_file)
         targets = _targets(given, state_file, creds)
@@ -237,8 +237,8 @@ def logout(
 
     def run() -> None:
         from peekcli import auth
-        from peekcli.client import MatrixClient
         from peekcli.errors import NetworkError
+        from peekcli.matrix.client import MatrixClient
 
         creds = _creds(state_file)
         targets = _targets(given, state_file, creds)
@@ -275,8 +275,8 @@ def _creds(state_file: Path | None) -> CredentialStore:
 def _find_homeserver(given: str | None, state_file: Path | None, *, required: bool) -> str:
     """The client API URL for HOMESERVER (or PEEK_HOMESERVER / the config), discovered from a
     server name the same way `watch` does, so the login is found again under the same key."""
-    from peekcli.config import effective
-    from peekcli.discovery import find_homeserver
+    from peekcli.connect import effective
+    from peekcli.matrix.discovery import find_homeserver
     from peekcli.state import StateStore, default_state_path
 
     text, _ = effective(given, None)

@@ -103,9 +103,9 @@ def export(room: str, **kw: Any) -> None:
 
 
 def _export(room: str, kw: dict[str, Any]) -> None:
+    from peekcli.connect import ConnectOptions, forbidden, open_room
     from peekcli.errors import Stopped
     from peekcli.export import ExportJob, ExportRange, parse_when
-    from peekcli.runner import RunOptions, forbidden, open_room
 
     since = parse_when(kw["since"]) if kw["since"] else None
     until = parse_when(kw["until"], end_of_day=True) if kw["until"] else None
@@ -114,7 +114,7 @@ def _export(room: str, kw: dict[str, Any]) -> None:
 
         raise UsageError("--since is later than --until: nothing to export")
     rng = ExportRange(since, until, kw["limit"], kw["follow_predecessors"])
-    opts = RunOptions(homeserver=kw["homeserver"], token=kw["token"], state_path=kw["state_file"])
+    opts = ConnectOptions(kw["homeserver"], kw["token"], kw["state_file"])
     session = open_room(room, opts, log=output.request_log)
     progress, done = _progress_display()
     job = ExportJob(

@@ -21,7 +21,7 @@ from peekcli.errors import help_epilog
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from peekcli.rooms import PublicRoom
+    from peekcli.matrix.directory import PublicRoom
 
 
 @click.command("rooms", epilog=help_epilog("rooms"))
@@ -78,12 +78,13 @@ def _list(
     page_size: int,
 ) -> None:
     from peekcli.auth import choose_identity
-    from peekcli.client import MatrixClient
     from peekcli.commands import output
-    from peekcli.config import effective
-    from peekcli.discovery import find_homeserver
+    from peekcli.connect import effective
     from peekcli.errors import UsageError
-    from peekcli.rooms import normalize_homeserver, public_rooms
+    from peekcli.matrix.client import MatrixClient
+    from peekcli.matrix.directory import public_rooms
+    from peekcli.matrix.discovery import find_homeserver
+    from peekcli.matrix.ids import normalize_homeserver
     from peekcli.state import CredentialStore, StateStore, credentials_path_for, default_state_path
 
     state_path = state_file or default_state_path()

@@ -110,7 +110,7 @@ def state_forget(state_file: Path | None, room: str, homeserver: str | None) -> 
     """
 
     def run() -> None:
-        from peekcli.rooms import normalize_homeserver, parse_room
+        from peekcli.matrix.ids import normalize_homeserver, parse_room
 
         store = _store(state_file)
         hs = normalize_homeserver(homeserver) if homeserver else None

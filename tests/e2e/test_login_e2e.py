@@ -109,9 +109,10 @@ def test_a_wrong_password_exits_5_and_says_what_was_rejected(
         f"peek: {synapse.base_url} refused the login for {localpart}: wrong user name or "
         "password (M_FORBIDDEN)\n"
     )
-    assert not (tmp_path / "credentials.json").exists() or "login" not in (
-        tmp_path / "credentials.json"
-    ).read_text()
+    assert (
+        not (tmp_path / "credentials.json").exists()
+        or "login" not in (tmp_path / "credentials.json").read_text()
+    )
 
 
 def test_password_login_watches_a_room_without_joining_it(
