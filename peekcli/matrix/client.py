@@ -6,12 +6,17 @@ subclass, so callers never see a `requests` exception or a `KeyError` on a malfo
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
 import requests
+import urllib3.connection
+import urllib3.connectionpool
 
 from peekcli import __version__
 from peekcli.errors import (
@@ -36,6 +41,166 @@ LONG_POLL_MARGIN = 15.0
 JSON = dict[str, Any]
 RequestLog = Callable[[str, str, int | None, float], None]
 
+#: The largest reply body peek reads, decoded (gzip included): a /messages or /events page of
+#: 1000 events at the spec's 64 KiB limit each is 62.5 MiB; the rest is room for the envelope.
+MAX_REPLY_BYTES = 80 * 1024 * 1024
+#: One exchange, from connecting to the last byte, may take its read timeout (for /events: the
+#: long-poll's own timeout + LONG_POLL_MARGIN) plus this: a read timeout alone restarts on every
+#: byte a server trickles.
+REPLY_MARGIN = 10.0
+_CHUNK = 64 * 1024
+
+
+# -- bounded transport -------------------------------------------------------------------------
+#
+# A watchdog per exchange shuts the exchange's socket down when its time is up, whatever phase
+# it is in (connecting, headers, body), so a trickling server cannot hold peek; the body is read
+# in chunks up to MAX_REPLY_BYTES, decoded, so neither an endless body nor a gzip bomb can fill
+# memory. Both end as a NetworkError: a failed request, retried like any other.
+
+
+class _Watch:
+    """The sockets one exchange uses, shut down when its deadline passes."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.timer = threading.Timer(min(seconds, 86400.0), self._expire)
+        self.timer.daemon = True
+
+    def add(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self.lock:
+            self.sockets.append(sock)
+            if self.expired:
+                _shut(sock)
+
+    def _expire(self) -> None:
+        with self.lock:
+            self.expired = True
+            for sock in self.sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    # socket.socket's own shutdown, also for an SSLSocket: it wakes a recv blocked in another
+    # thread without touching the TLS object that thread is using.
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+_current = threading.local()
+
+
+def _watch(sock: socket.socket | None) -> None:
+    watch = getattr(_current, "watch", None)
+    if watch is not None:
+        watch.add(sock)
+
+
+class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        _watch(self.sock)
+
+
+class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        _watch(self.sock)
+
+
+class _WatchedPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)
+        _watch(getattr(conn, "sock", None))  # a kept-alive connection: already connected
+        return conn
+
+
+class _WatchedHTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)
+        _watch(getattr(conn, "sock", None))
+        return conn
+
+
+class _WatchedAdapter(requests.adapters.HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _WatchedPool,
+            "https": _WatchedHTTPSPool,
+        }
+
+
+def new_session() -> requests.Session:
+    """A session whose exchanges `bounded_request` can time out as a whole."""
+    session = requests.Session()
+    adapter = _WatchedAdapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def bounded_request(
+    session: requests.Session,
+    method: str,
+    url: str,
+    *,
+    what: str,
+    seconds: float,
+    max_bytes: int = MAX_REPLY_BYTES,
+    **kw: Any,
+) -> tuple[requests.Response, bytes]:
+    """One exchange whose whole duration is at most `seconds` and whose decoded body is at most
+    `max_bytes`; past either it is a `NetworkError` naming `what` (the server). `requests`
+    exceptions pass through for the caller to describe."""
+    watch = _Watch(seconds)
+    _current.watch = watch
+    watch.timer.start()
+    resp: requests.Response | None = None
+    try:
+        try:
+            resp = session.request(method, url, stream=True, **kw)
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in resp.iter_content(_CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise NetworkError(
+                        f"{what} sent a reply larger than {max_bytes // (1024 * 1024)} MiB"
+                    )
+                chunks.append(chunk)
+        except (requests.exceptions.RequestException, OSError):
+            if watch.expired:
+                raise NetworkError(f"{what} took longer than {seconds:g} s to answer") from None
+            raise
+        if watch.expired:  # the last bytes came just as the time ran out: still too slow
+            raise NetworkError(f"{what} took longer than {seconds:g} s to answer")
+        return resp, b"".join(chunks)
+    finally:
+        watch.timer.cancel()
+        _current.watch = None
+        if resp is not None:
+            resp.close()
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON in `body`, or None when it is not JSON; nesting too deep for the parser is a
+    `NetworkError` (an unreadable reply), never a RecursionError."""
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise NetworkError("the reply is nested too deeply to read") from None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
 
 def q(segment: str) -> str:
     """Quote one path segment: room ids, aliases and event ids carry `!`, `#`, `:` and `$`."""
@@ -55,7 +220,7 @@ class MatrixClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
-        self.session = session or requests.Session()
+        self.session = session or new_session()
         self.session.headers["User-Agent"] = f"peek/{__version__}"
         self.log = log
         #: Set by a stored login (peekcli.auth): called when an authenticated request is refused
@@ -125,14 +290,20 @@ class MatrixClient:
                 )
             headers["Authorization"] = f"Bearer {self.token}"
         try:
-            resp = self.session.request(
+            resp, content = bounded_request(
+                self.session,
                 method,
                 url,
+                what=self.base_url,
+                seconds=read_timeout + REPLY_MARGIN,
                 params=params,
                 json=body,
                 headers=headers,
                 timeout=(CONNECT_TIMEOUT, read_timeout),
             )
+        except NetworkError:
+            self._log(method, url, None)
+            raise
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
             raise UsageError(f"invalid homeserver URL {self.base_url!r}: {exc}") from None
         except requests.exceptions.Timeout:
@@ -142,19 +313,21 @@ class MatrixClient:
             self._log(method, url, None)
             raise NetworkError(f"cannot reach {self.base_url} ({_reason(exc)})") from None
         self._log(method, url, resp.status_code, resp.elapsed.total_seconds())
-        return self._parse(resp)
+        return self._parse(resp, content)
 
     def _log(self, method: str, url: str, status: int | None, elapsed: float = 0.0) -> None:
         if self.log is not None:
             # URLs never carry the token (it travels in a header), so they are safe to log.
             self.log(method, url.split("?", 1)[0], status, elapsed)
 
-    def _parse(self, resp: requests.Response) -> Any:
+    def _parse(self, resp: requests.Response, content: bytes) -> Any:
         status = resp.status_code
         try:
-            data = resp.json()
-        except (ValueError, json.JSONDecodeError):
-            data = None
+            data = parse_json(content)
+        except NetworkError as exc:
+            raise NetworkError(
+                f"{self.base_url} sent an unreadable reply ({exc.message})"
+            ) from None
         if 200 <= status < 300:
             if data is None:
                 raise NetworkError(

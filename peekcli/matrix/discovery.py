@@ -74,9 +74,10 @@ def discover(
 
 
 def _lookup(server_name: str, log: RequestLog | None) -> str:
-    import requests
 
-    session = requests.Session()
+    from peekcli.matrix.client import new_session
+
+    session = new_session()
     problems: list[str] = []
     candidates: list[str] = []
     well_known = f"https://{hostname(server_name)}{WELL_KNOWN}"
@@ -103,20 +104,30 @@ def _get(session: Any, url: str, log: RequestLog | None) -> tuple[int, Any] | st
     """(status, JSON or None) or a short reason why there was no answer."""
     import requests
 
-    from peekcli.matrix.client import _reason
+    from peekcli.matrix.client import REPLY_MARGIN, _reason, bounded_request, parse_json
 
     try:
-        resp = session.get(url, timeout=TIMEOUT, headers={"Accept": "application/json"})
-    except requests.exceptions.RequestException as exc:
+        resp, content = bounded_request(
+            session,
+            "GET",
+            url,
+            what=url,
+            seconds=TIMEOUT[1] + REPLY_MARGIN,
+            timeout=TIMEOUT,
+            headers={"Accept": "application/json"},
+        )
+    except (requests.exceptions.RequestException, NetworkError) as exc:
         if log is not None:
             log("GET", url, None, 0.0)
+        if isinstance(exc, NetworkError):
+            return exc.message.removeprefix(f"{url} ")
         return "did not answer in time" if isinstance(exc, requests.Timeout) else _reason(exc)
     if log is not None:
         log("GET", url, resp.status_code, resp.elapsed.total_seconds())
     try:
-        return resp.status_code, resp.json()
-    except ValueError:
-        return resp.status_code, None
+        return resp.status_code, parse_json(content)
+    except NetworkError as exc:
+        return f"unreadable reply ({exc.message})"
 
 
 def _well_known(session: Any, url: str, log: RequestLog | None) -> tuple[str | None, str | None]:

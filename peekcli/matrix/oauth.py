@@ -27,7 +27,14 @@ from peekcli.errors import (
     RateLimited,
     UnrecognizedError,
 )
-from peekcli.matrix.client import CONNECT_TIMEOUT, JSON, MatrixClient
+from peekcli.matrix.client import (
+    CONNECT_TIMEOUT,
+    JSON,
+    REPLY_MARGIN,
+    MatrixClient,
+    bounded_request,
+    parse_json,
+)
 from peekcli.suggest import peek_command
 from peekcli.tokens import is_valid_token
 
@@ -270,23 +277,29 @@ def _post(
     """POST to an OAuth endpoint; OAuth errors → `OAuthError`, transport failures → NetworkError."""
     where = _origin(url)
     try:
-        resp = client.session.post(
+        resp, content = bounded_request(
+            client.session,
+            "POST",
             url,
+            what=where,
+            seconds=30.0 + REPLY_MARGIN,
             data=form,
             json=json_body,
             headers={"Accept": "application/json"},
             timeout=(CONNECT_TIMEOUT, 30.0),
         )
-    except requests.exceptions.RequestException as exc:
+    except (requests.exceptions.RequestException, NetworkError) as exc:
         if client.log is not None:
             client.log("POST", url, None, 0.0)
+        if isinstance(exc, NetworkError):
+            raise
         raise NetworkError(f"cannot reach {where} ({type(exc).__name__})") from None
     if client.log is not None:
         client.log("POST", url, resp.status_code, resp.elapsed.total_seconds())
     try:
-        data = resp.json() if resp.content else {}
-    except ValueError:
-        data = None
+        data = parse_json(content) if content else {}
+    except NetworkError as exc:
+        raise NetworkError(f"{where} sent an unreadable reply ({exc.message})") from None
     status = resp.status_code
     if 200 <= status < 300:
         if not isinstance(data, dict):

@@ -76,6 +76,7 @@ def test_no_well_known_falls_back_to_the_server_name(
         {"json": {"m.homeserver": {"base_url": "https://[matrix.example.test"}}},
         {"json": {"m.homeserver": {"base_url": "https://matrix.example.test:99999"}}},
         {"json": {"m.homeserver": {"base_url": "https://u:pw@matrix.example.test"}}},
+        {"body": b'{"m.homeserver": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"},
     ],
 )
 def test_malformed_well_known_falls_back(
