@@ -47,7 +47,9 @@ from peekcli.errors import (
     UsageError,
 )
 from peekcli.matrix.client import API, JSON, MatrixClient, q
+from peekcli.matrix.events import RecentIds
 from peekcli.render.jsonl import encode_event
+from peekcli.retry import MAX_QUICK_WAIT, gave_up_waiting
 
 #: Events asked for per page: the most Synapse serves in one reply.
 PAGE_LIMIT = 1000
@@ -262,6 +264,8 @@ class Exporter:
     max_retries: int = 5
     sleep: Callable[[float], None] = time.sleep
     requests: int = 0
+    #: Events of the last pages: a page of nothing but these ends the room's walk.
+    recent: RecentIds = field(default_factory=RecentIds)
 
     def run(self) -> None:
         state = self.state
@@ -297,6 +301,15 @@ class Exporter:
         events = [
             ev for ev in chunk if isinstance(ev, dict) and ev.get("room_id") in (None, walk.room_id)
         ]
+        fresh = [ev for ev in events if not self.recent.seen(ev)]
+        if events and not fresh:
+            # Only events already walked (a server repeating a page under a new `end`): going
+            # on would never end, and would write them twice.
+            self.warn(
+                f"{self.client.base_url} sent a page it had sent already; {walk.room_id} ends here"
+            )
+        repeated = bool(events) and not fresh
+        events = fresh
         kept: list[JSON] = []
         stop = False
         for event in events:  # newest first
@@ -323,7 +336,7 @@ class Exporter:
             if stop:
                 walk.done = True
                 state.finished = True
-            elif not events or not isinstance(end, str) or not end or end == walk.token:
+            elif repeated or not events or not isinstance(end, str) or not end or end == walk.token:
                 walk.done = True
             else:
                 walk.token = end
@@ -372,10 +385,11 @@ class Exporter:
             except NetworkError as exc:
                 if attempt >= self.max_retries:
                     raise
+                delay = min(30.0, 2.0**attempt)
                 if isinstance(exc, RateLimited) and exc.retry_after is not None:
-                    delay = exc.retry_after
-                else:
-                    delay = min(30.0, 2.0**attempt)
+                    if exc.retry_after > MAX_QUICK_WAIT:
+                        raise NetworkError(gave_up_waiting(exc.message, exc.retry_after)) from None
+                    delay = max(exc.retry_after, delay)  # never a zero or negative wait
                 attempt += 1
                 self.warn(f"{exc.message}; retrying in {delay:g} s")
                 self.sleep(delay)

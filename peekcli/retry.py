@@ -43,6 +43,20 @@ class RetryPolicy:
         return self.rand(0.0, min(cap, self.base * 2 ** min(attempt, 32)))
 
 
+#: No retry comes sooner than this, whatever the jitter drew or the server asked.
+MIN_DELAY = 0.5
+#: The longest rate-limit wait a one-shot run (snapshot, export; often from cron) accepts: a
+#: server asking for more ends it at once, saying so, and the next run tries again.
+MAX_QUICK_WAIT = 60.0
+
+
+def gave_up_waiting(message: str, seconds: float) -> str:
+    return (
+        f"{message}: the server asks to wait {_seconds(seconds)}, longer than the "
+        f"{MAX_QUICK_WAIT:g} s a one-shot run waits; try again later"
+    )
+
+
 def _seconds(delay: float) -> str:
     """A wait for the status line: "8 s", "2.5 s", "45 s"."""
     return f"{round(delay)} s" if delay >= 10 else f"{round(delay, 1):g} s"
@@ -83,10 +97,13 @@ def retrying(
                     raise
                 tries = "1 retry" if attempt == 1 else f"{attempt} retries"
                 raise NetworkError(f"{exc.message} (gave up after {tries})") from None
+            delay = max(retry.delay(attempt, quick=quick), MIN_DELAY)
             if isinstance(exc, RateLimited) and exc.retry_after is not None:
-                delay = exc.retry_after
-            else:
-                delay = retry.delay(attempt, quick=quick)
+                if quick and exc.retry_after > MAX_QUICK_WAIT:
+                    raise NetworkError(gave_up_waiting(exc.message, exc.retry_after)) from None
+                # Never less than the backoff: a Retry-After of 0, in the past or negative
+                # would otherwise be a request loop with no pause at all.
+                delay = max(exc.retry_after, delay)
             if isinstance(exc, RateLimited):
                 what = "rate limited"
             elif attempt == 0:

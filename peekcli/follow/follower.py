@@ -21,12 +21,14 @@ from peekcli import signals
 from peekcli.follow.plan import Hooks
 from peekcli.follow.strategies import Chunk, Strategy
 from peekcli.matrix.client import JSON
-from peekcli.matrix.events import is_ephemeral, replacement_of
+from peekcli.matrix.events import RecentIds, is_ephemeral, replacement_of
 from peekcli.retry import RetryPolicy, retrying
 from peekcli.sinks import Sink
 from peekcli.state import Position, StateStore
 
 _NO_DEFER = contextlib.nullcontext()
+#: The longest wait between requests while a server answers with nothing but repeats.
+MAX_STALL = 30.0
 
 
 @dataclass
@@ -55,6 +57,10 @@ class Follower:
     #: The replacement room, once a delivered chunk held a tombstone naming one: `run` stops
     #: after that chunk and every later save records it (see peekcli/follow/upgrades.py).
     tombstone: str | None = None
+    #: Events delivered lately: one a server sends again is dropped, not printed twice.
+    recent: RecentIds = field(default_factory=RecentIds)
+    #: The current wait after chunks that brought nothing new (0: the last one did).
+    stalled: float = 0.0
 
     @property
     def done(self) -> bool:
@@ -71,11 +77,19 @@ class Follower:
         while not self.done and self.tombstone is None:
             started = self.clock()
             chunk = self._fetch(token, drain=drain)
-            self._deliver(chunk, skip_through=skip, partial_resume=position.partial)
+            fresh = self._deliver(chunk, skip_through=skip, partial_resume=position.partial)
             skip = None
-            if drain and (not chunk.events or chunk.end == token):
+            # Events, every one delivered before: the server repeats itself (with the same `end`
+            # or a new one). A drain has all there is; a follow backs off instead of flooding.
+            repeated = bool(chunk.events) and not fresh
+            if drain and (not chunk.events or chunk.end == token or repeated):
                 return
-            if not chunk.events and not drain and self.clock() - started < 0.5:
+            if repeated:
+                self.stalled = min(max(self.stalled * 2, 1.0), MAX_STALL)
+                self.sleep(self.stalled)
+            elif fresh:
+                self.stalled = 0.0
+            elif not drain and self.clock() - started < 0.5:
                 # A server that answers an idle long-poll at once would make this a busy loop.
                 self.sleep(1.0)
             token = chunk.end
@@ -103,16 +117,20 @@ class Follower:
 
     def _deliver(
         self, chunk: Chunk, *, skip_through: str | None, partial_resume: bool = False
-    ) -> None:
+    ) -> int:
+        """Deliver `chunk`; the number of its events not delivered before."""
         if self.lock is None:
-            self._deliver_chunk(chunk, skip_through=skip_through, partial_resume=partial_resume)
-            return
+            return self._deliver_chunk(
+                chunk, skip_through=skip_through, partial_resume=partial_resume
+            )
         with self.lock:
-            self._deliver_chunk(chunk, skip_through=skip_through, partial_resume=partial_resume)
+            return self._deliver_chunk(
+                chunk, skip_through=skip_through, partial_resume=partial_resume
+            )
 
     def _deliver_chunk(
         self, chunk: Chunk, *, skip_through: str | None, partial_resume: bool = False
-    ) -> None:
+    ) -> int:
         events = chunk.events
         last_id = self.saved.last_event_id if self.saved else None
         if skip_through is not None:
@@ -125,7 +143,9 @@ class Follower:
                     )
                 for event in events[:cut]:
                     self._see_tombstone(event)
+                    self.recent.seen(event)
                 events = events[cut:]
+        events = [event for event in events if not self.recent.seen(event)]
         written = complete = False
         # A sink that acts on each event (--exec) has the position pass each event at once.
         each = self.save_each_event
@@ -147,7 +167,7 @@ class Follower:
                 if self.done and i < len(events) - 1:
                     self.sink.flush()
                     self._save_partial(chunk, last_id)
-                    return
+                    return i + 1
                 if each and wanted and chunk.start is not None and i < len(events) - 1:
                     self.sink.flush()
                     self._save_partial(chunk, last_id)
@@ -170,6 +190,7 @@ class Follower:
         # its position is saved first; raising before the save would hand it over again.
         if self.sink.reader_gone():
             raise BrokenPipeError(errno.EPIPE, "the reader closed the pipe")
+        return len(events)
 
     def _save_partial(self, chunk: Chunk, last_id: str | None) -> None:
         if chunk.start is None:

@@ -52,3 +52,31 @@ def tombstone_in(initial: JSON | None, room_id: str, history: int) -> str | None
         ids = {ev.get("event_id") for ev in shown if isinstance(ev, dict)}
         return None if event.get("event_id") in ids else new
     return None
+
+
+class RecentIds:
+    """The ids of the last `size` events seen, to drop an event a server sends again.
+
+    A server that answers with the same events (with the same `end` or a new one) would have
+    them printed again and again; a bounded window catches that without growing with a room.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        from collections import deque
+
+        self.size = size
+        self._order: deque[str] = deque()
+        self._ids: set[str] = set()
+
+    def seen(self, event: JSON) -> bool:
+        """True when `event`'s id was seen already; else remembers it. No id: never seen."""
+        event_id = event.get("event_id")
+        if not isinstance(event_id, str):
+            return False
+        if event_id in self._ids:
+            return True
+        self._ids.add(event_id)
+        self._order.append(event_id)
+        if len(self._order) > self.size:
+            self._ids.discard(self._order.popleft())
+        return False
