@@ -28,6 +28,7 @@ import requests
 
 from tests.e2e.peekproc import Watcher, json_lines, peek_command, peek_env, run_peek
 from tests.homeserver import Homeserver, User
+from tests.statefile import saved
 
 #: Events per /events request (peekcli.stream.BATCH_LIMIT, Synapse's maximum).
 CHUNK = 1000
@@ -43,7 +44,7 @@ def bodies(events: list[dict[str, Any]]) -> list[str]:
 
 
 def last_saved(hs: Homeserver, room: str, state: Path) -> str | None:
-    doc = json.loads(state.read_text())
+    doc = saved(state)
     return doc["positions"][hs.base_url][room].get("last_event_id")
 
 

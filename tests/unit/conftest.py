@@ -11,7 +11,10 @@ import responses
 from click.testing import CliRunner, Result
 
 from peekcli.cli import cli
+from tests.statefile import saved, write_saved
 from tests.unit.mockhs import FakeHomeserver
+
+__all__ = ["lines", "saved", "write_saved"]
 
 
 @pytest.fixture(autouse=True)
@@ -24,7 +27,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 @pytest.fixture
 def state_file(tmp_path: Path) -> Path:
-    return tmp_path / "peek" / "state.json"
+    return tmp_path / "peek" / "state.db"
 
 
 @pytest.fixture
@@ -54,7 +57,3 @@ def peek(state_file: Path) -> Any:
 
 def lines(result: Result) -> list[dict[str, Any]]:
     return [json.loads(line) for line in result.stdout.splitlines()]
-
-
-def saved(state_file: Path) -> dict[str, Any]:
-    return json.loads(state_file.read_text())
