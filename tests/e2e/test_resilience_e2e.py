@@ -30,7 +30,7 @@ from tests.e2e.peekproc import Watcher, json_lines, peek_command, peek_env, run_
 from tests.homeserver import Homeserver, User
 from tests.statefile import saved
 
-#: Events per /events request (peekcli.stream.BATCH_LIMIT, Synapse's maximum).
+#: Events per /events request (peekcli.follow.strategies.BATCH_LIMIT, Synapse's maximum).
 CHUNK = 1000
 #: The pipe size set for a reader that stops reading: small, so the writer blocks early.
 PIPE_SIZE = 4096
