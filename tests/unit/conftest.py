@@ -13,6 +13,7 @@ from click.testing import CliRunner, Result
 from peekcli.cli import cli
 from tests.exitcodes import check_declared
 from tests.statefile import saved, write_saved
+from tests.unit.hostilehs import HostileServer
 from tests.unit.mockhs import FakeHomeserver
 
 __all__ = ["lines", "saved", "write_saved"]
@@ -72,3 +73,13 @@ def peek(state_file: Path) -> Any:
 
 def lines(result: Result) -> list[dict[str, Any]]:
     return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+@pytest.fixture
+def hostile() -> Iterator[HostileServer]:
+    """A started hostile server, stopped (with every reply it is writing) after the test."""
+    server = HostileServer().start()
+    try:
+        yield server
+    finally:
+        server.close()
