@@ -187,6 +187,9 @@ def _degrade_unencodable_output() -> None:
 
 def main() -> None:
     _degrade_unencodable_output()
+    from peekcli.rlimit import raise_open_file_limit
+
+    raise_open_file_limit()
     try:
         cli(prog_name="peek")
     except SystemExit as exc:
