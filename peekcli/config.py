@@ -52,7 +52,7 @@ def load_config(path: Path | None = None) -> Config:
         raise PeekError(f"cannot read config file {path}: {exc.strerror}") from None
     try:
         doc = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise PeekError(f"config file {path} is not valid TOML: {exc}") from None
     values: dict[str, str] = {}
     for key in ("homeserver", "token"):

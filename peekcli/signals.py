@@ -52,3 +52,15 @@ def deferred() -> Iterator[None]:
         _depth -= 1
     if _depth == 0 and _pending is not None:
         raise Stopped(_pending)
+
+
+def stop_requested() -> bool:
+    """True once SIGINT/SIGTERM arrived, even inside `deferred()`: a wait that has written
+    nothing yet (for a lock held elsewhere) gives up then instead of holding the stop."""
+    return _pending is not None
+
+
+def stop_now() -> None:
+    """Raise the pending stop, if any (see `stop_requested`)."""
+    if _pending is not None:
+        raise Stopped(_pending)

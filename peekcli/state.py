@@ -39,6 +39,69 @@ T = TypeVar("T")
 Doc = dict[str, Any]
 
 
+def _notice(message: str) -> None:
+    import sys
+
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(f"peek: {message}\n")
+        sys.stderr.flush()
+
+
+#: Told once when a lock held by another process makes peek wait (a line on stderr).
+waiting_notice: Callable[[str], None] = _notice
+#: How often a wait for a lock held elsewhere looks again (and for a stop signal).
+LOCK_POLL = 0.1
+
+
+def wait_for(try_once: Callable[[], bool], what: str, limit: float | None = None) -> None:
+    """Call `try_once` until it succeeds: say once that peek waits for `what`, and give up at
+    once on SIGINT/SIGTERM (even inside a deferred section: nothing is written yet) or, with a
+    `limit`, after that many seconds (StateFileError)."""
+    from peekcli import signals
+
+    if try_once():
+        return
+    waiting_notice(f"waiting for {what} (held by another process)…")
+    started = time.monotonic()
+    while True:
+        signals.stop_now()
+        if limit is not None and time.monotonic() - started > limit:
+            raise StateFileError(
+                f"gave up waiting for {what}: another process held it {limit:.0f} s"
+            )
+        time.sleep(LOCK_POLL)
+        if try_once():
+            return
+
+
+def make_private_dir(path: Path) -> None:
+    """Create `path` and its missing parents 0700 (`mkdir -p` would make the parents with the
+    umask alone: 0777 under umask 000)."""
+    missing = []
+    for parent in [path, *path.parents]:
+        if parent.exists():
+            break
+        missing.append(parent)
+    for directory in reversed(missing):
+        try:
+            directory.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StateFileError(f"cannot create {directory}: {exc.strerror}") from None
+
+
+def open_lock_file(path: Path) -> int:
+    """The lock file's descriptor, never through a symbolic link (one planted in a shared
+    directory would make peek create or lock a file of the attacker's choosing)."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise StateFileError(f"the lock file {path} is a symbolic link: refused") from None
+        raise StateFileError(f"cannot open the lock file {path}: {exc.strerror}") from None
+
+
 def default_state_path() -> Path:
     import platformdirs
 
@@ -101,27 +164,35 @@ class JsonFile:
         self.lock_path = path.with_name(path.name + ".lock")
 
     def _ensure_dir(self) -> None:
-        if not self.path.parent.exists():
-            try:
-                self.path.parent.mkdir(parents=True, mode=0o700)
-            except FileExistsError:
-                pass
-            except OSError as exc:
-                raise StateFileError(f"cannot create {self.path.parent}: {exc.strerror}") from None
+        make_private_dir(self.path.parent)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the file's exclusive lock (short: one read-modify-write)."""
         self._ensure_dir()
+        fd = open_lock_file(self.lock_path)
+
+        def take() -> bool:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return False
+            return True
+
         try:
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise StateFileError(f"cannot open {self.lock_path}: {exc.strerror}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            wait_for(take, f"the lock of {self.what} {self.path}")
+            self._remove_stale_temps()
             yield
         finally:
             os.close(fd)
+
+    def _remove_stale_temps(self) -> None:
+        """Temp files a killed writer left (`.NAME.*.tmp`): under the lock none is being written."""
+        with contextlib.suppress(OSError):
+            for tmp in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+                with contextlib.suppress(OSError):
+                    if tmp.is_file() and not tmp.is_symlink():
+                        tmp.unlink()
 
     def read(self) -> Doc:
         """The document, or an empty one if the file does not exist yet."""
@@ -133,9 +204,10 @@ class JsonFile:
             raise StateFileError(f"cannot read {self.what} {self.path}: {exc.strerror}") from None
         try:
             doc = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+            why = "nested too deeply" if isinstance(exc, RecursionError) else exc
             raise StateFileError(
-                f"{self.what} {self.path} is corrupt ({exc}); move it aside to start over"
+                f"{self.what} {self.path} is corrupt ({why}); move it aside to start over"
             ) from None
         if not isinstance(doc, dict):
             raise StateFileError(
@@ -265,14 +337,7 @@ class _Database:
     # -- opening ------------------------------------------------------------------------------
 
     def _ensure_dir(self) -> None:
-        parent = self.path.parent
-        if not parent.exists():
-            try:
-                parent.mkdir(parents=True, mode=0o700)
-            except FileExistsError:
-                pass
-            except OSError as exc:
-                raise StateFileError(f"cannot create {parent}: {exc.strerror}") from None
+        make_private_dir(self.path.parent)
 
     def connection(self, *, create: bool) -> sqlite3.Connection | None:
         """The open connection; None when there is no state yet and `create` is false."""
@@ -288,8 +353,10 @@ class _Database:
             elif not self.path.exists():
                 self._create()
             with self.errors("open"):
+                # A short busy timeout: waits for another process are peek's (`_busy`), which
+                # say so and stay interruptible; SQLite's own would be silent.
                 conn = sqlite3.connect(
-                    self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+                    self.path, timeout=LOCK_POLL, isolation_level=None, check_same_thread=False
                 )
                 try:
                     self._prepare(conn)
@@ -437,20 +504,38 @@ class _Database:
 
     # -- transactions -------------------------------------------------------------------------
 
+    def _busy(self, attempt: Callable[[], T]) -> T:
+        """`attempt()`, again while another process holds the database (see `wait_for`)."""
+        result: list[T] = []
+
+        def once() -> bool:
+            try:
+                result.append(attempt())
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    return False
+                raise
+            return True
+
+        with self.errors("use"):
+            wait_for(once, f"the state file {self.path}", BUSY_TIMEOUT)
+        return result[0]
+
     def read(self, sql: str, args: Row = ()) -> list[Row]:
         with self.guard:
             conn = self.connection(create=False)
             if conn is None:
                 return []
             with self.errors("read"):
-                return conn.execute(sql, args).fetchall()
+                return self._busy(lambda: conn.execute(sql, args).fetchall())
 
     def write(self, change: Callable[[sqlite3.Connection], T]) -> T:
         """Run `change` in one transaction: all of it is saved, or none of it."""
         with self.guard:
             conn = self.connection(create=True)
             assert conn is not None
-            with self.errors("write"):
+
+            def attempt() -> T:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     result = change(conn)
@@ -461,6 +546,9 @@ class _Database:
                     raise
                 return result
 
+            with self.errors("write"):
+                return self._busy(attempt)
+
     # -- room locks ---------------------------------------------------------------------------
 
     def lock_file(self) -> int:
@@ -469,12 +557,7 @@ class _Database:
         with self.guard:
             if self.lock_fd is None:
                 self._ensure_dir()
-                try:
-                    self.lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-                except OSError as exc:
-                    raise StateFileError(
-                        f"cannot open the lock file {self.lock_path}: {exc.strerror}"
-                    ) from None
+                self.lock_fd = open_lock_file(self.lock_path)
             return self.lock_fd
 
 
@@ -509,11 +592,15 @@ def _fill(conn: sqlite3.Connection, doc: Doc) -> None:
     for hs, rooms in doc.get("positions", {}).items():
         for room_id, entry in rooms.items():
             pos = Position.from_doc(entry)
-            if pos is not None:
-                conn.execute(
-                    "INSERT OR REPLACE INTO positions VALUES (?, ?, ?)",
-                    (hs, room_id, json.dumps(pos.to_doc())),
+            if pos is None:
+                raise StateFileError(
+                    f"the JSON state to import is corrupt (the position of {room_id} has the "
+                    "wrong shape); move it aside to start over"
                 )
+            conn.execute(
+                "INSERT OR REPLACE INTO positions VALUES (?, ?, ?)",
+                (hs, room_id, json.dumps(pos.to_doc())),
+            )
     for table in ("aliases", "redirects"):
         for hs, entries in doc.get(table, {}).items():
             for key, value in entries.items():
@@ -559,7 +646,7 @@ class StateStore:
         rows = self.db.read(
             "SELECT doc FROM positions WHERE homeserver = ? AND room_id = ?", (homeserver, room_id)
         )
-        return _position(rows[0][0]) if rows else None
+        return _position(rows[0][0], f"state file {self.path}") if rows else None
 
     def save(self, homeserver: str, room_id: str, position: Position) -> None:
         position.updated = now_iso()
@@ -570,7 +657,7 @@ class StateStore:
                     "SELECT doc FROM positions WHERE homeserver = ? AND room_id = ?",
                     (homeserver, room_id),
                 ).fetchone()
-                old = _position(row[0]) if row else None
+                old = _position(row[0], f"state file {self.path}") if row else None
                 if old is not None:
                     position.alias = old.alias
             conn.execute(
@@ -598,9 +685,7 @@ class StateStore:
     def positions(self) -> list[tuple[str, str, Position]]:
         out = []
         for hs, room_id, doc in sorted(self.db.read("SELECT * FROM positions")):
-            pos = _position(doc)
-            if pos is not None:
-                out.append((hs, room_id, pos))
+            out.append((hs, room_id, _position(doc, f"state file {self.path}")))
         return out
 
     def remember_alias(self, homeserver: str, alias: str, room_id: str) -> None:
@@ -727,11 +812,18 @@ def _try_lock(fd: int, offset: int) -> bool:
     return True
 
 
-def _position(doc: Any) -> Position | None:
+def _position(doc: Any, where: str = "the state file") -> Position:
+    """A stored position; one of the wrong shape is corruption, reported, never dropped and
+    overwritten in silence."""
     try:
-        return Position.from_doc(json.loads(doc))
-    except (TypeError, ValueError):
-        return None
+        position = Position.from_doc(json.loads(doc))
+    except (TypeError, ValueError, RecursionError):
+        position = None
+    if position is None:
+        raise StateFileError(
+            f"{where} is corrupt (a position has the wrong shape); move it aside to start over"
+        )
+    return position
 
 
 class CredentialStore:
