@@ -90,10 +90,18 @@ def complete_rooms(
     """Room ids and aliases from the state file; never touches the network."""
     from click.shell_completion import CompletionItem
 
+    from peekcli.matrix.ids import is_room_alias, is_room_id
+
     seen: dict[str, str] = {}
     for homeserver, rooms in _saved_rooms(ctx).items():
+        # Ids and aliases came from servers (tombstones, directories): only well-formed ones
+        # are offered, so no control or bidi character reaches the shell's command line.
+        if not homeserver.isprintable() or not homeserver.isascii():
+            continue
         for room_id, alias in rooms.items():
-            if alias is not None:
+            if not is_room_id(room_id):
+                continue
+            if alias is not None and is_room_alias(alias):
                 seen.setdefault(alias, f"{room_id} on {homeserver}")
             seen.setdefault(room_id, homeserver)
     quote = _bash_quote_needed()
@@ -140,5 +148,5 @@ def complete_homeservers(
     """Homeservers that have saved positions."""
     from click.shell_completion import CompletionItem
 
-    known = sorted(_saved_rooms(ctx))
+    known = sorted(hs for hs in _saved_rooms(ctx) if hs.isascii() and hs.isprintable())
     return [CompletionItem(hs) for hs in known if hs.startswith(incomplete)]

@@ -32,6 +32,16 @@ def is_room_id(value: object) -> bool:
     return isinstance(value, str) and len(value) <= 255 and ROOM_ID.fullmatch(value) is not None
 
 
+#: A room alias peek will complete or suggest: `#localpart:server`, the localpart printable
+#: ASCII without spaces or `:` (a server's directory chooses it; it ends up on a command line).
+ROOM_ALIAS = re.compile(r"#[!-9;-~]{1,255}:" + SERVER_NAME.pattern)
+
+
+def is_room_alias(value: object) -> bool:
+    """True for a well-formed room alias (see `ROOM_ALIAS`) of at most 255 characters."""
+    return isinstance(value, str) and len(value) <= 255 and ROOM_ALIAS.fullmatch(value) is not None
+
+
 _HINT = "expected !id, !id:server, #alias:server, a https://matrix.to/#/… link or a matrix: URI"
 
 

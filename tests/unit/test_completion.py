@@ -88,3 +88,19 @@ def test_bash_inserts_rooms_that_the_shell_reads_back_as_typed(tmp_path: Path) -
 def _venv_path() -> str:
     """PATH with this interpreter's bin first, where the `peek` console script lives."""
     return f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+def test_only_well_formed_room_ids_and_aliases_are_offered(tmp_path: Path) -> None:
+    """Ids and aliases a server chose (a tombstone, the directory) may carry a CSI (U+009B) or
+    a bidi override (U+202E): the shell would put them on the command line as they are."""
+    from peekcli.state import Position, StateStore
+
+    state = tmp_path / "state.db"
+    store = StateStore(state)
+    store.save("https://a.test", "!good:a.test", Position("t", alias="#lobby:a.test"))
+    store.save("https://a.test", "!evil\x9b31m:a.test", Position("t"))
+    store.save("https://a.test", "!bidi\u202e:a.test", Position("t", alias="#x\u202e:a.test"))
+    store.save("https://a.test", "!fine:a.test", Position("t", alias="#bad alias\x1b:a.test"))
+    store.save("https://evil\u202e.test", "!other:evil.test", Position("t"))
+    assert complete("peek watch '", state) == ["!fine:a.test", "!good:a.test", "#lobby:a.test"]
+    assert complete("peek watch -s ", state) == ["https://a.test"]
