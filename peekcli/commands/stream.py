@@ -10,6 +10,7 @@ import click
 
 from peekcli.commands import delivery, output
 from peekcli.commands.common import (
+    MAX_SECONDS,
     Seconds,
     fail_usage,
     guarded,
@@ -132,7 +133,7 @@ def stream_options(f: Any) -> Any:
 @click.option(
     "--timeout",
     "timeout_ms",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=int(MAX_SECONDS * 1000)),  # beyond it socket timeouts overflow
     default=30_000,
     show_default=True,
     metavar="MS",

@@ -200,3 +200,13 @@ def test_stdout_onto_a_full_device_is_one_line_and_saves_no_position(
     if command[0] == "snapshot":  # nothing was written: the next run prints it all
         again = run_peek(*args)
         assert again.returncode == 0 and b"message 1" in again.stdout
+
+
+def test_a_long_poll_timeout_beyond_a_week_is_a_usage_error(
+    hostile: HostileServer, peek: Any
+) -> None:
+    # 99999999999999 ms once overflowed the socket timeout: a traceback after connecting
+    result = peek("watch", hostile.room, "-s", hostile.url, "--timeout", "99999999999999")
+    one_line_usage_error(result)
+    assert "--timeout" in result.stderr
+    assert hostile.seen == []
