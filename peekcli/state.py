@@ -359,7 +359,7 @@ class _Database:
                     self.path, timeout=LOCK_POLL, isolation_level=None, check_same_thread=False
                 )
                 try:
-                    self._prepare(conn)
+                    self._busy(lambda: self._prepare(conn))
                 except BaseException:
                     conn.close()
                     raise
