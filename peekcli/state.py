@@ -51,6 +51,8 @@ def _notice(message: str) -> None:
 waiting_notice: Callable[[str], None] = _notice
 #: How often a wait for a lock held elsewhere looks again (and for a stop signal).
 LOCK_POLL = 0.1
+#: A wait longer than this is announced.
+NOTICE_AFTER = 1.0
 
 
 def wait_for(try_once: Callable[[], bool], what: str, limit: float | None = None) -> None:
@@ -61,14 +63,18 @@ def wait_for(try_once: Callable[[], bool], what: str, limit: float | None = None
 
     if try_once():
         return
-    waiting_notice(f"waiting for {what} (held by another process)…")
     started = time.monotonic()
+    told = False
     while True:
         signals.stop_now()
-        if limit is not None and time.monotonic() - started > limit:
+        waited = time.monotonic() - started
+        if limit is not None and waited > limit:
             raise StateFileError(
                 f"gave up waiting for {what}: another process held it {limit:.0f} s"
             )
+        if not told and waited >= NOTICE_AFTER:  # not for the moments of a busy neighbour
+            waiting_notice(f"waiting for {what} (held by another process)…")
+            told = True
         time.sleep(LOCK_POLL)
         if try_once():
             return
