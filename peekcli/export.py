@@ -25,13 +25,14 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Protocol
+from typing import IO, Any, BinaryIO, Literal, Protocol
 
 from peekcli import signals
 from peekcli.client import API, JSON, MatrixClient, q
@@ -236,7 +237,7 @@ class Progress:
     events: int
     oldest_ts: int | None
     room_id: str
-    phase: str  # "fetching" or "writing"
+    phase: Literal["fetching", "writing"]
 
 
 def _ignore(*_: Any) -> None:
@@ -384,6 +385,23 @@ def work_paths(output: Path) -> tuple[Path, Path]:
     return output.with_name(output.name + ".part"), output.with_name(output.name + ".part.json")
 
 
+def create_public(path: Path) -> tuple[str, BinaryIO]:
+    """A new temporary file beside `path`, created with the mode the umask gives (0644
+    typically): an export is public history, meant to be served or shared, not a secret."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(
+                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
+            )
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise PeekError(f"cannot write {tmp}: {exc.strerror}") from None
+        return str(tmp), os.fdopen(fd, "wb")
+    raise PeekError(f"cannot create a temporary file beside {path}")
+
+
 def save_sidecar(path: Path, state: ExportState) -> None:
     data = json.dumps(state.to_doc(), separators=(",", ":")).encode()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -423,6 +441,8 @@ class ExportJob:
     requests: int = 0
     written: int = 0
     resumed_from: int = 0
+    #: After a failed `-o` export: whether FILE.part was kept for --resume or removed.
+    left_behind: Literal["resumable", "removed"] | None = None
 
     def run(self, make_writer: Callable[[BinaryIO], Writer]) -> None:
         if self.output is None:
@@ -446,6 +466,8 @@ class ExportJob:
                 f"starting over: the unfinished export in {part} is dropped (--resume goes on)"
             )
         if state is None:
+            with contextlib.suppress(OSError):
+                sidecar.unlink()  # a stale sidecar must not make a new, empty .part resumable
             state = ExportState(self.homeserver, self.room_id, self.range)
             mode = "w+b"
         else:
@@ -454,20 +476,31 @@ class ExportJob:
             fh = open(part, mode)  # noqa: SIM115 - closed below, after the final rename
         except OSError as exc:
             raise PeekError(f"cannot write {part}: {exc.strerror}") from None
-        with fh:
-            if mode == "r+b":
-                fh.truncate(state.committed)  # whatever a kill left past the last commit
-            spill = Spill(fh, state.segments)
-            self._walk(state, spill, lambda s: save_sidecar(sidecar, s))
-            fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    self._write(state, spill, make_writer(out))
-                os.replace(tmp, output)
-            except BaseException:
+        try:
+            with fh:
+                if mode == "r+b":
+                    fh.truncate(state.committed)  # whatever a kill left past the last commit
+                spill = Spill(fh, state.segments)
+                self._walk(state, spill, lambda s: save_sidecar(sidecar, s))
+                tmp, out = create_public(output)
+                try:
+                    with out:
+                        self._write(state, spill, make_writer(out))
+                    os.replace(tmp, output)
+                except BaseException:
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp)
+                    raise
+        except BaseException:
+            # Resumable only once a page is committed (the sidecar says how far): otherwise
+            # the .part holds nothing worth keeping.
+            if sidecar.exists():
+                self.left_behind = "resumable"
+            else:
+                self.left_behind = "removed"
                 with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+                    part.unlink()
+            raise
         for path in (sidecar, part):
             with contextlib.suppress(OSError):
                 path.unlink()
@@ -519,6 +552,8 @@ class ExportJob:
                 room_state = [
                     ev for ev in self.client.room_state(state.room_id) if isinstance(ev, dict)
                 ]
+        # Said before the first byte is written: a progress line on the same terminal goes first.
+        self.progress(Progress(0, None, state.room_id, "writing"))
         writer.begin(state.room_id, room_state)
         last = time.monotonic()
         for line in spill.lines():

@@ -103,7 +103,6 @@ def export(room: str, **kw: Any) -> None:
 
 
 def _export(room: str, kw: dict[str, Any]) -> None:
-    from peekcli.errors import Stopped
     from peekcli.export import ExportJob, ExportRange, parse_when
     from peekcli.runner import RunOptions, forbidden, open_room
 
@@ -116,7 +115,8 @@ def _export(room: str, kw: dict[str, Any]) -> None:
     rng = ExportRange(since, until, kw["limit"], kw["follow_predecessors"])
     opts = RunOptions(homeserver=kw["homeserver"], token=kw["token"], state_path=kw["state_file"])
     session = open_room(room, opts, log=output.request_log)
-    progress, done = _progress_display()
+    to_terminal = kw["output_file"] is None and sys.stdout.isatty()
+    progress, done = _progress_display(to_terminal)
     job = ExportJob(
         client=session.client,
         homeserver=session.homeserver,
@@ -133,18 +133,29 @@ def _export(room: str, kw: dict[str, Any]) -> None:
     from peekcli.errors import ForbiddenError
 
     try:
-        job.run(_writer_factory(kw["fmt"], session.homeserver))
+        try:
+            job.run(_writer_factory(kw["fmt"], session.homeserver))
+        finally:
+            done()
+            _say_what_is_left(job, kw["output_file"])
     except ForbiddenError as exc:
         raise forbidden(session, exc) from None
-    except (Stopped, KeyboardInterrupt):
-        done()
-        if kw["output_file"] is not None:
-            note(f"export interrupted; `peek export … -o {kw['output_file']} --resume` goes on")
-        raise
-    finally:
-        done()
     if job.resumed_from:
         note(f"resumed after {job.resumed_from} events fetched before")
+
+
+def _say_what_is_left(job: Any, output_file: Path | None) -> None:
+    """After a failed or interrupted `-o` export: is there something to --resume, or nothing?"""
+    if output_file is None or job.left_behind is None:
+        return
+    import shlex
+
+    part = f"{output_file}.part"
+    if job.left_behind == "resumable":
+        target = shlex.quote(str(output_file))
+        note(f"export stopped; {part} is kept: `peek export … -o {target} --resume` goes on")
+    else:
+        note(f"export stopped before any page was complete; nothing kept ({part} removed)")
 
 
 def _writer_factory(fmt: str, homeserver: str) -> Callable[[Any], Any]:
@@ -162,36 +173,38 @@ def _writer_factory(fmt: str, homeserver: str) -> Callable[[Any], Any]:
     return make
 
 
-def _progress_display() -> tuple[Callable[[Progress], None], Callable[[], None]]:
-    """A progress line on a terminal's stderr (events, date reached, events/s); else nothing."""
+def _progress_display(to_terminal: bool) -> tuple[Callable[[Progress], None], Callable[[], None]]:
+    """A progress line on a terminal's stderr (events, date reached, events/s); else nothing.
+
+    It is the shared status line (`show_status`), which every notice and error erases first. While
+    the events are written to a terminal's stdout (`to_terminal`) it is erased and stays away, so
+    no progress text is ever left glued to the data.
+    """
+    from peekcli.commands import output
+
     if output.quiet or not sys.stderr.isatty():
         return (lambda _p: None), (lambda: None)
     import time
 
-    from rich.console import Console
-    from rich.progress import Progress as Bar
-    from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
+    from peekcli.commands.common import clear_status, show_status
 
-    bar = Bar(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    task = bar.add_task("starting…", total=None)
     started = time.monotonic()
-    shown = False
+    last = 0.0
     phase = "fetching"
 
     def update(p: Progress) -> None:
-        nonlocal shown, started, phase
-        if not shown:
-            bar.start()
-            shown = True
+        nonlocal started, phase, last
         if p.phase != phase:
             phase, started = p.phase, time.monotonic()
-        rate = p.events / max(time.monotonic() - started, 1e-3)
+            if to_terminal:
+                clear_status()
+        if p.phase == "writing" and to_terminal:
+            return
+        now = time.monotonic()
+        if now - last < 0.1:
+            return
+        last = now
+        rate = p.events / max(now - started, 1e-3)
         if p.phase == "writing":
             text = f"writing: {p.events} events"
         else:
@@ -205,12 +218,6 @@ def _progress_display() -> tuple[Callable[[Progress], None], Callable[[], None]]
                 except (OverflowError, OSError, ValueError):
                     pass
             text = f"fetched {p.events} events{reached} ({rate:.0f}/s)"
-        bar.update(task, description=text)
+        show_status(text)
 
-    def done() -> None:
-        nonlocal shown
-        if shown:
-            bar.stop()
-            shown = False
-
-    return update, done
+    return update, clear_status
