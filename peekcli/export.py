@@ -38,14 +38,17 @@ from peekcli import signals
 from peekcli.client import API, JSON, MatrixClient, q
 from peekcli.errors import (
     ForbiddenError,
+    MatrixError,
     NetworkError,
     NotFoundError,
     PeekError,
     RateLimited,
     StateFileError,
     TokenRejected,
+    UnrecognizedError,
     UsageError,
 )
+from peekcli.media import MediaDownloader, MediaReport, media_in
 from peekcli.render.jsonl import encode_event
 
 #: Events asked for per page: the most Synapse serves in one reply.
@@ -122,6 +125,8 @@ class RoomWalk:
     room_id: str
     token: str | None = None
     done: bool = False
+    #: `--until` was looked up with timestamp_to_event (whatever the answer): never again.
+    jumped: bool = False
 
 
 @dataclass
@@ -168,6 +173,14 @@ class ExportState:
             raise StateFileError(f"the export's progress file is unreadable ({exc})") from None
 
 
+def _newest_ts(spill: Spill) -> int | None:
+    try:
+        event = json.loads(spill.newest())
+    except ValueError:
+        return None
+    return _ts(event) if isinstance(event, dict) else None
+
+
 # -- the spill ------------------------------------------------------------------------------------
 
 
@@ -186,6 +199,13 @@ class Spill:
         self.fh.flush()
         self.segments.append([offset, len(data)])
 
+    def newest(self) -> bytes:
+        """The newest event's line: the last of the first page fetched."""
+        offset, length = self.segments[0]
+        self.fh.seek(offset)
+        data = self.fh.read(length)
+        return data.splitlines()[-1] if data else b"{}"
+
     def lines(self) -> Iterator[bytes]:
         """Every event's JSON line, oldest first."""
         for offset, length in reversed(self.segments):
@@ -199,12 +219,24 @@ class Spill:
 # -- writers --------------------------------------------------------------------------------------
 
 
+@dataclass
+class ExportSummary:
+    """What a writer is told before the first event: the range asked and the one found."""
+
+    homeserver: str
+    since_ms: int | None
+    until_ms: int | None
+    oldest_ms: int | None
+    newest_ms: int | None
+    count: int
+
+
 class Writer(Protocol):
     """Formats the events, oldest first. `begin` gets the newest room's current state."""
 
     wants_state: bool
 
-    def begin(self, room_id: str, state: list[JSON]) -> None: ...
+    def begin(self, room_id: str, state: list[JSON], summary: ExportSummary) -> None: ...
 
     def write(self, line: bytes) -> None: ...
 
@@ -219,7 +251,7 @@ class JsonLinesWriter:
     def __init__(self, out: BinaryIO) -> None:
         self.out = out
 
-    def begin(self, room_id: str, state: list[JSON]) -> None:
+    def begin(self, room_id: str, state: list[JSON], summary: ExportSummary) -> None:
         return None
 
     def write(self, line: bytes) -> None:
@@ -237,7 +269,7 @@ class Progress:
     events: int
     oldest_ts: int | None
     room_id: str
-    phase: Literal["fetching", "writing"]
+    phase: Literal["fetching", "media", "writing"]
 
 
 def _ignore(*_: Any) -> None:
@@ -273,6 +305,11 @@ class Exporter:
     def _page(self, walk: RoomWalk) -> None:
         state, rng = self.state, self.state.range
         first_room = walk is self.state.rooms[0]
+        if walk.token is None and rng.until_ms is not None and not walk.jumped:
+            self._jump(walk, rng.until_ms)
+            if walk.done:
+                self._commit()
+                return
         try:
             reply = self._call(
                 lambda: self.client.messages(walk.room_id, walk.token, "b", PAGE_LIMIT)
@@ -325,6 +362,38 @@ class Exporter:
                 walk.token = end
             self._commit()
         self.progress(Progress(state.count, state.oldest_ts, walk.room_id, "fetching"))
+
+    def _jump(self, walk: RoomWalk, until_ms: int) -> None:
+        """Start the walk at `--until` instead of the room's end: the last event at or before
+        it (`GET /v1/rooms/{id}/timestamp_to_event`, spec v1.6), and a token just after it from
+        `/context`. Two requests instead of every page since `--until`; where the server has no
+        such endpoint (or says anything odd) the walk starts at the end, as before."""
+        walk.jumped = True
+        room = q(walk.room_id)
+        path = f"/_matrix/client/v1/rooms/{room}/timestamp_to_event"
+        try:
+            found = self._call(
+                lambda: self.client.request("GET", path, params={"ts": until_ms, "dir": "b"})
+            )
+        except NotFoundError as exc:
+            if exc.errcode == "M_NOT_FOUND":
+                walk.done = True  # nothing at or before --until in this room
+            return
+        except (UnrecognizedError, ForbiddenError, MatrixError):
+            return
+        event_id = found.get("event_id")
+        if not isinstance(event_id, str) or not event_id.startswith("$") or len(event_id) > 255:
+            return
+        context_path = f"{API}/rooms/{room}/context/{q(event_id)}"
+        try:
+            context = self._call(
+                lambda: self.client.request("GET", context_path, params={"limit": 0})
+            )
+        except (ForbiddenError, NotFoundError, UnrecognizedError, MatrixError):
+            return
+        end = context.get("end")
+        if isinstance(end, str) and end:
+            walk.token = end
 
     def _next_room(self) -> None:
         """Every room walked to its start: go on into the predecessor, or finish."""
@@ -441,6 +510,9 @@ class ExportJob:
     requests: int = 0
     written: int = 0
     resumed_from: int = 0
+    #: With --media: downloads the files the events point at before writing.
+    media: MediaDownloader | None = None
+    media_report: MediaReport | None = None
     #: After a failed `-o` export: whether FILE.part was kept for --resume or removed.
     left_behind: Literal["resumable", "removed"] | None = None
 
@@ -547,14 +619,24 @@ class ExportJob:
 
     def _write(self, state: ExportState, spill: Spill, writer: Writer) -> None:
         room_state: list[JSON] = []
-        if writer.wants_state:
+        if writer.wants_state or self.media is not None:
             with contextlib.suppress(PeekError):
                 room_state = [
                     ev for ev in self.client.room_state(state.room_id) if isinstance(ev, dict)
                 ]
+        if self.media is not None:
+            self._save_media(state, spill, room_state, self.media)
         # Said before the first byte is written: a progress line on the same terminal goes first.
         self.progress(Progress(0, None, state.room_id, "writing"))
-        writer.begin(state.room_id, room_state)
+        summary = ExportSummary(
+            self.homeserver,
+            state.range.since_ms,
+            state.range.until_ms,
+            state.oldest_ts,
+            _newest_ts(spill) if state.count else None,
+            state.count,
+        )
+        writer.begin(state.room_id, room_state, summary)
         last = time.monotonic()
         for line in spill.lines():
             writer.write(line)
@@ -563,3 +645,23 @@ class ExportJob:
                 last = time.monotonic()
                 self.progress(Progress(self.written, None, state.room_id, "writing"))
         writer.finish()
+
+    def _save_media(
+        self, state: ExportState, spill: Spill, room_state: list[JSON], media: MediaDownloader
+    ) -> None:
+        """Every file the events point at, before the page that shows them is written (a page
+        links only to what is on disk). The spill is read once more: it is local and fast."""
+        try:
+            for event in room_state:
+                media.add(media_in(event))
+            for count, line in enumerate(spill.lines(), 1):
+                try:
+                    media.add(media_in(json.loads(line)))
+                except ValueError:
+                    continue
+                if count % 500 == 0:
+                    self.progress(Progress(count, None, state.room_id, "media"))
+            self.media_report = media.close()
+        except BaseException:
+            media.abort()
+            raise
