@@ -115,6 +115,7 @@ article > header {{ display: flex; flex-wrap: wrap; gap: 0 .5rem; align-items: b
 .body img.emoticon {{ height: 1.5em; width: auto; vertical-align: middle; }}
 .emote .body {{ font-style: italic; }}
 .notice {{ color: var(--muted); font-size: .875rem; padding: .125rem 0; }}
+.notice p {{ margin: 0; }}
 .notice time {{ margin-right: .5rem; }}
 blockquote {{ margin: .25rem 0; padding: .25rem .75rem; border-left: 3px solid var(--line);
   background: var(--quote-bg); }}
