@@ -35,21 +35,18 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, Literal, Protocol
 
 from peekcli import signals
-from peekcli.client import API, JSON, MatrixClient, q
 from peekcli.errors import (
     ForbiddenError,
-    MatrixError,
     NetworkError,
     NotFoundError,
     PeekError,
-    RateLimited,
     StateFileError,
-    TokenRejected,
-    UnrecognizedError,
     UsageError,
 )
+from peekcli.matrix.client import API, JSON, MatrixClient, q
 from peekcli.media import MediaDownloader, MediaReport, media_in
 from peekcli.render.jsonl import encode_event
+from peekcli.retry import RetryPolicy, retrying
 
 #: Events asked for per page: the most Synapse serves in one reply.
 PAGE_LIMIT = 1000
@@ -288,7 +285,8 @@ class Exporter:
     warn: Callable[[str], None] = _ignore
     renew_token: Callable[[], bool] = lambda: False
     max_retries: int = 5
-    sleep: Callable[[float], None] = time.sleep
+    #: None: the retry module's own pause (which tests replace).
+    sleep: Callable[[float], None] | None = None
     requests: int = 0
 
     def run(self) -> None:
@@ -371,25 +369,24 @@ class Exporter:
         walk.jumped = True
         room = q(walk.room_id)
         path = f"/_matrix/client/v1/rooms/{room}/timestamp_to_event"
+        # One try each, no retries: on any trouble the walk from the end still gets every event.
         try:
-            found = self._call(
-                lambda: self.client.request("GET", path, params={"ts": until_ms, "dir": "b"})
-            )
+            self.requests += 1
+            found = self.client.request("GET", path, params={"ts": until_ms, "dir": "b"})
         except NotFoundError as exc:
             if exc.errcode == "M_NOT_FOUND":
                 walk.done = True  # nothing at or before --until in this room
             return
-        except (UnrecognizedError, ForbiddenError, MatrixError):
+        except PeekError:
             return
         event_id = found.get("event_id")
         if not isinstance(event_id, str) or not event_id.startswith("$") or len(event_id) > 255:
             return
         context_path = f"{API}/rooms/{room}/context/{q(event_id)}"
         try:
-            context = self._call(
-                lambda: self.client.request("GET", context_path, params={"limit": 0})
-            )
-        except (ForbiddenError, NotFoundError, UnrecognizedError, MatrixError):
+            self.requests += 1
+            context = self.client.request("GET", context_path, params={"limit": 0})
+        except PeekError:
             return
         end = context.get("end")
         if isinstance(end, str) and end:
@@ -423,27 +420,19 @@ class Exporter:
         self.commit(self.state)
 
     def _call(self, request: Callable[[], JSON]) -> JSON:
-        """One request, retried on network trouble with backoff (never moves the walk)."""
-        attempt = 0
-        renewed = False
-        while True:
+        """One request, with the one retry policy (`retry.retrying`: backoff with jitter,
+        Retry-After on 429, a rejected guest renewed once); it never moves the walk."""
+
+        def counted() -> JSON:
             self.requests += 1
-            try:
-                return request()
-            except TokenRejected:
-                if renewed or not self.renew_token():
-                    raise
-                renewed = True
-            except NetworkError as exc:
-                if attempt >= self.max_retries:
-                    raise
-                if isinstance(exc, RateLimited) and exc.retry_after is not None:
-                    delay = exc.retry_after
-                else:
-                    delay = min(30.0, 2.0**attempt)
-                attempt += 1
-                self.warn(f"{exc.message}; retrying in {delay:g} s")
-                self.sleep(delay)
+            return request()
+
+        def status(message: str | None) -> None:
+            if message is not None:
+                self.warn(message)
+
+        policy = RetryPolicy(max_retries=self.max_retries, cap=30.0)
+        return retrying(counted, policy, status=status, renew=self.renew_token, sleep=self.sleep)
 
 
 # -- files ----------------------------------------------------------------------------------------
