@@ -52,8 +52,12 @@ class Jumps:
             found = before[-1]
         else:
             raise AssertionError("peek only jumps backwards")
-        return 200, {}, json.dumps(
-            {"event_id": found["event_id"], "origin_server_ts": found["origin_server_ts"]}
+        return (
+            200,
+            {},
+            json.dumps(
+                {"event_id": found["event_id"], "origin_server_ts": found["origin_server_ts"]}
+            ),
         )
 
     def _context(self, request: Any) -> tuple[int, dict[str, str], str]:
