@@ -242,6 +242,7 @@ class MediaDownloader:
         self._slots = threading.BoundedSemaphore(workers * 4)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="peek-media")
         self._futures: list[Future[None]] = []
+        self._stop = threading.Event()
 
     def add(self, items: Iterable[MediaItem]) -> None:
         """Queue what is not on disk yet; blocks while too many downloads are waiting."""
@@ -264,17 +265,23 @@ class MediaDownloader:
             self._slots.acquire()
             self._futures.append(self._pool.submit(self._run, item))
 
+    def wait(self) -> MediaReport:
+        """Wait for every download queued so far (the pool stays open for more)."""
+        futures, self._futures = self._futures, []
+        for future in futures:
+            future.result()
+        return self.report
+
     def close(self) -> MediaReport:
         """Wait for every download; the report says what happened to each."""
         try:
-            for future in self._futures:
-                future.result()
+            return self.wait()
         finally:
             self._pool.shutdown(wait=True, cancel_futures=True)
-        return self.report
 
     def abort(self) -> None:
-        """Stop (Ctrl-C): queued downloads are dropped, running ones finish or fail."""
+        """Stop (Ctrl-C): queued downloads are dropped, running ones stop at their next chunk."""
+        self._stop.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     # -- one file ----------------------------------------------------------------------------------
@@ -349,6 +356,8 @@ class MediaDownloader:
         try:
             with open(part, "wb") as fh:  # the umask's mode: public history, like the export
                 for chunk in response.chunks:
+                    if self._stop.is_set():
+                        raise NetworkError("download stopped")
                     written += len(chunk)
                     if cap is not None and written > cap:
                         raise TooBig(item.url)

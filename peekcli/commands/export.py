@@ -126,7 +126,9 @@ def _export(room: str, kw: dict[str, Any]) -> None:
 
         raise UsageError("--since is later than --until: nothing to export")
     rng = ExportRange(since, until, kw["limit"], kw["follow_predecessors"])
-    max_bytes = _max_size(kw["media_max_size"]) if kw["media_max_size"] else None
+    from peekcli.commands import media
+
+    max_bytes = media.max_size(kw["media_max_size"])
     opts = ConnectOptions(kw["homeserver"], kw["token"], kw["state_file"])
     session = open_room(room, opts, log=output.request_log)
     to_terminal = kw["output_file"] is None and sys.stdout.isatty()
@@ -146,7 +148,7 @@ def _export(room: str, kw: dict[str, Any]) -> None:
     )
     link = None
     if kw["media_dir"] is not None:
-        job.media = _downloader(session, kw["media_dir"], max_bytes, kw["max_retries"])
+        job.media = media.downloader(session, kw["media_dir"], max_bytes, kw["max_retries"])
         page_dir = kw["output_file"].parent if kw["output_file"] is not None else Path.cwd()
         link = job.media.store.linker(page_dir)
     from peekcli.errors import ForbiddenError
@@ -160,7 +162,7 @@ def _export(room: str, kw: dict[str, Any]) -> None:
     except ForbiddenError as exc:
         raise forbidden(session, exc) from None
     if job.media_report is not None:
-        _say_media(job.media_report, kw["media_dir"])
+        media.say(job.media_report, kw["media_dir"])
     if job.resumed_from:
         note(f"resumed after {job.resumed_from} events fetched before")
 
@@ -177,71 +179,6 @@ def _say_what_is_left(job: Any, output_file: Path | None) -> None:
         note(f"export stopped; {part} is kept: `peek export … -o {target} --resume` goes on")
     else:
         note(f"export stopped before any page was complete; nothing kept ({part} removed)")
-
-
-def _max_size(text: str) -> int:
-    from peekcli.errors import UsageError
-    from peekcli.media import parse_size
-
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise UsageError(f"--media-max-size: {exc}") from None
-
-
-def _downloader(session: Any, root: Path, max_bytes: int | None, max_retries: int) -> Any:
-    """Media downloads through the room's client: its token, its homeserver, the retry policy."""
-    import threading
-
-    from peekcli.commands.common import clear_status, show_status
-    from peekcli.media import MediaDownloader, MediaStore, session_fetch
-    from peekcli.retry import RetryPolicy, retrying
-
-    client = session.client
-    policy = RetryPolicy(max_retries=max_retries)
-    renewing = threading.Lock()
-
-    def renew() -> bool:
-        with renewing:  # several downloads may see the guest token expire at once
-            renewed: bool = session.renew()
-            return renewed
-
-    def status(message: str | None) -> None:
-        if message is None:
-            clear_status()
-        else:
-            show_status(f"media: {message}")
-
-    return MediaDownloader(
-        MediaStore(root),
-        base_url=client.base_url,
-        token=lambda: client.token,
-        fetch=session_fetch(client.session, client._parse, client.base_url),
-        retry=lambda call: retrying(call, policy, status=status, renew=renew),
-        max_bytes=max_bytes,
-    )
-
-
-def _say_media(report: Any, root: Path) -> None:
-    """One line about the media, and one per kind of trouble."""
-    from peekcli.commands.common import note
-
-    size = report.bytes / (1024 * 1024)
-    note(
-        f"media in {root}: {report.downloaded} downloaded ({size:.1f} MiB), "
-        f"{report.present} already there"
-    )
-    if report.encrypted:
-        names = ", ".join(report.encrypted[:3]) + (" …" if len(report.encrypted) > 3 else "")
-        note(f"media: {len(report.encrypted)} encrypted attachment(s) not fetched ({names})")
-    if report.too_big:
-        note(f"media: {len(report.too_big)} file(s) over --media-max-size skipped")
-    if report.unusable:
-        note(f"media: {len(report.unusable)} unusable mxc URI(s) skipped")
-    if report.failed:
-        url, why = report.failed[0]
-        more = f" and {len(report.failed) - 1} more" if len(report.failed) > 1 else ""
-        note(f"media: {len(report.failed)} download(s) failed: {url}: {why}{more}")
 
 
 def _writer_factory(fmt: str, link: Callable[[str], str | None] | None) -> Callable[[Any], Any]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -62,8 +61,8 @@ def exported(
             "msgtype": "m.text",
             "body": f"first, with a link https://matrix.org and {LONG_URL}",
             "format": "org.matrix.custom.html",
-            "formatted_body": f'first, <b>bold</b> <a href="https://matrix.org">a link</a> {LONG_URL}'
-            "<pre><code>" + "x" * 400 + "</code></pre>",
+            "formatted_body": 'first, <b>bold</b> <a href="https://matrix.org">a link</a> '
+            f"{LONG_URL}<pre><code>{'x' * 400}</code></pre>",
         },
     )
     for i in range(60):  # enough to scroll: a permalink must jump

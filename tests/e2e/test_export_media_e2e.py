@@ -7,7 +7,7 @@ from typing import Any
 
 import requests
 
-from tests.e2e.peekproc import run_peek
+from tests.e2e.peekproc import json_lines, run_peek
 from tests.homeserver import Homeserver, User
 
 PNG = (
@@ -105,3 +105,35 @@ def test_export_saves_every_file_as_a_guest_and_skips_them_next_time(
     again = run_peek(*args, state_file=tmp_path / "state.json")
     assert again.returncode == 0 and "0 downloaded" in again.stderr
     assert "3 already there" in again.stderr
+
+
+def test_snapshot_keeps_a_live_archive_of_the_media(
+    synapse: Homeserver, alice: User, tmp_path: Path
+) -> None:
+    room, files = media_room(synapse, alice)
+    args = ["snapshot", room, "--homeserver", synapse.base_url, "--json"]
+    first = run_peek(*args, "--media", str(tmp_path / "live"), state_file=tmp_path / "state.json")
+    assert first.returncode == 0, first.stderr
+    on_disk = {p.name: p.read_bytes() for p in (tmp_path / "live").rglob("*") if p.is_file()}
+    assert on_disk == files
+    # The JSON lines are the server's events, untouched by --media.
+    assert any(
+        e.get("content", {}).get("url", "").startswith("mxc://") for e in json_lines(first.stdout)
+    )
+    later = upload(synapse, alice, b"later", "text/plain", "later.txt")
+    synapse.send_event(
+        alice, room, "m.room.message", {"msgtype": "m.file", "body": "later.txt", "url": later}
+    )
+    second = run_peek(*args, "--media", str(tmp_path / "live"), state_file=tmp_path / "state.json")
+    assert second.returncode == 0, second.stderr
+    assert [e["content"]["body"] for e in json_lines(second.stdout)] == ["later.txt"]
+    assert (tmp_path / "live" / later[6:]).read_bytes() == b"later"
+    bad = run_peek(
+        *args,
+        "--media",
+        str(tmp_path / "x"),
+        "--media-max-size",
+        "huge",
+        state_file=tmp_path / "s2",
+    )
+    assert bad.returncode == 2 and "--media-max-size" in bad.stderr
