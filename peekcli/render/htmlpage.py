@@ -43,6 +43,8 @@ _QUOTES = 10_000
 _SNIPPET = 120
 _MXC = re.compile(r"mxc://([A-Za-z0-9.:\[\]-]{1,255})/([A-Za-z0-9_-]{1,255})")
 _ANCHOR_SAFE = re.compile(r"[$!][A-Za-z0-9._~+/=:@-]{1,255}")
+#: Event ids that need no percent-encoding in a matrix.to link (most of them).
+_PLAIN_ID = re.compile(r"\$[A-Za-z0-9._~:-]{1,255}")
 
 MediaMap = Callable[[str], str | None]
 
@@ -251,6 +253,8 @@ class HtmlPage:
         self.timeline = Timeline(window=window)
         self.notices = PrettyRenderer(seconds=False, tz=tz)
         self.names: dict[str, str] = {}
+        self._who_cache: dict[str, str] = {}
+        self._room_q = ""
         self.quotes: OrderedDict[str, _Quote] = OrderedDict()
         self.room_id = ""
         self.day: dt.date | None = None
@@ -296,7 +300,7 @@ class HtmlPage:
             )
         head.append(f"<dt>Room</dt><dd>{_t(room_id, 255)}</dd>\n")
         head.append(f"<dt>Range</dt><dd>{self._range(info)}</dd>\n")
-        exported = info.exported_at or dt.datetime.now(dt.UTC)
+        exported = (info.exported_at or dt.datetime.now(dt.UTC)).astimezone(self.tz)
         via = f" from {_t(info.homeserver, 300)}" if info.homeserver else ""
         head.append(
             f"<dt>Exported</dt><dd>{self._stamp(exported, full=True)}{via} by peek</dd>\n"
@@ -360,15 +364,27 @@ class HtmlPage:
             self.names[user] = one_line(name.strip(), 100)
         elif content.get("membership") == "join":
             self.names.pop(user, None)
+        self._who_cache.pop(user, None)
 
     def _name(self, user_id: str) -> str:
         return self.names.get(user_id) or one_line(user_id, 255)
 
+    def _who(self, user_id: str) -> str:
+        """The author's element (display name, user id as its title), made once per sender."""
+        shown = self._who_cache.get(user_id)
+        if shown is None:
+            if len(self._who_cache) > 5000:
+                self._who_cache.clear()
+            shown = self._who_cache[user_id] = (
+                f'<span class="who" title="{_t(user_id, 255)}">{_a(self._name(user_id))}</span>'
+            )
+        return shown
+
     def _remember(self, event_id: str | None, sender: str, text: str) -> None:
         if not event_id:
             return
-        self.quotes[event_id] = _Quote(sender, _snippet(text))
-        while len(self.quotes) > _QUOTES:
+        self.quotes[event_id] = _Quote(sender, text[: _SNIPPET * 4])  # cut to a snippet if quoted
+        if len(self.quotes) > _QUOTES:
             self.quotes.popitem(last=False)
 
     # -- times -------------------------------------------------------------------------------------
@@ -383,8 +399,10 @@ class HtmlPage:
             return None
 
     def _stamp(self, when: dt.datetime, *, full: bool = False) -> str:
-        local = when.astimezone(self.tz)
-        shown = f"{local:%Y-%m-%d %H:%M}" if full else f"{local:%H:%M}"
+        local = when if when.tzinfo is not None and self.tz is None else when.astimezone(self.tz)
+        shown = f"{local.hour:02d}:{local.minute:02d}"
+        if full:
+            shown = f"{local.year:04d}-{local.month:02d}-{local.day:02d} {shown}"
         return f'<time datetime="{local.isoformat(timespec="seconds")}">{shown}</time>'
 
     def _zone(self) -> str:
@@ -432,8 +450,11 @@ class HtmlPage:
         if not event_id:
             return "", None
         attr = f' id="{_a(anchor(event_id))}"'
-        link = f"https://matrix.to/#/{quote(self.room or self.room_id, safe='!:')}/"
-        link += quote(event_id, safe="$:")
+        room = self.room or self.room_id
+        if not self._room_q.startswith(f"{room}\n"):
+            self._room_q = f"{room}\nhttps://matrix.to/#/{quote(room, safe='!:')}/"
+        link = self._room_q.partition("\n")[2]
+        link += event_id if _PLAIN_ID.fullmatch(event_id) else quote(event_id, safe="$:")
         server = _server_of(_str(entry.event.get("sender")) or "")
         if server:
             link += f"?via={quote(server, safe=':')}"
@@ -447,8 +468,7 @@ class HtmlPage:
         content = entry.content
         if content.get("msgtype") == "m.emote":
             classes += " emote"
-        out = [f'<article class="{classes}"{attr}>\n<header>']
-        out.append(f'<span class="who" title="{_t(sender, 255)}">{_a(self._name(sender))}</span>')
+        out = [f'<article class="{classes}"{attr}>\n<header>', self._who(sender)]
         meta: list[str] = []
         if when is not None:
             stamp = self._stamp(when)
@@ -485,7 +505,7 @@ class HtmlPage:
             return (
                 f'<blockquote class="reply"><p><a href="{href}">In reply to</a> '
                 f'<span class="who">{_a(self._name(seen.sender))}</span></p>'
-                f"<p>{_t(seen.snippet)}</p></blockquote>\n"
+                f"<p>{_t(_snippet(seen.snippet))}</p></blockquote>\n"
             )
         if relation.kind == "thread":
             return f'<p class="thread"><a href="{href}">In a thread</a></p>\n'
@@ -546,7 +566,7 @@ class HtmlPage:
         if "m.in_reply_to" in rel:
             body = _strip_fallback(body)
         lines = body[:65536].split("\n")
-        return "<p>" + "<br>".join(linkify(line) for line in lines) + "</p>"
+        return "<p>" + "<br>".join(map(linkify, lines)) + "</p>"
 
     def _media_body(self, content: Mapping[str, Any], kind: str) -> str:
         info = _map(content.get("info"))

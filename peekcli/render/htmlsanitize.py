@@ -89,6 +89,8 @@ def _split_url(candidate: str) -> tuple[str, str]:
 
 def linkify(text: str) -> str:
     """Escape plain text, turning bare http(s)/mailto/matrix URLs into links."""
+    if ":" not in text:  # no scheme, no link: the common case, kept fast
+        return _text(text)
     out: list[str] = []
     at = 0
     for match in _URL.finditer(text):

@@ -297,3 +297,35 @@ def test_downloads_run_several_at_once_and_bounded(
     assert not two_at_once.broken
     assert 2 <= most <= 4
     assert len(list((tmp_path / "m/hs.test").iterdir())) == 12
+
+
+def test_video_posters_show_inline_and_files_are_download_links(
+    tl: TimelineHS, media: Media, export: Any, tmp_path: Path
+) -> None:
+    media.files = {"vid": b"mp4", "poster": b"png", "song": b"ogg"}
+    tl.send(
+        OLD,
+        content={
+            "msgtype": "m.video",
+            "body": "clip.mp4",
+            "url": "mxc://hs.test/vid",
+            "info": {"mimetype": "video/mp4", "size": 3, "thumbnail_url": "mxc://hs.test/poster"},
+        },
+    )
+    tl.send(
+        OLD,
+        content={
+            "msgtype": "m.audio",
+            "body": "song.ogg",
+            "url": "mxc://hs.test/song",
+            "info": {"mimetype": "audio/ogg", "size": 3},
+        },
+    )
+    page = tmp_path / "p.html"
+    result = export("--format", "html", "-o", str(page), "--media", str(tmp_path / "m"))
+    assert result.exit_code == 0, result.stderr
+    doc = page.read_text()
+    assert '<a href="m/hs.test/vid"><img src="m/hs.test/poster" alt="video: clip.mp4"></a>' in doc
+    assert '<a href="m/hs.test/vid" download="clip.mp4">clip.mp4</a>' in doc
+    assert "(video/mp4, 3 B)" in doc
+    assert '<a href="m/hs.test/song" download="song.ogg">song.ogg</a>' in doc
