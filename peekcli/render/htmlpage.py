@@ -130,6 +130,7 @@ table {{ display: block; max-width: 100%; overflow-x: auto; border-collapse: col
 td, th {{ border: 1px solid var(--line); padding: .125rem .375rem; }}
 .edited, .deleted, .thread, .file .details {{ color: var(--muted); font-size: .875rem; }}
 .deleted {{ font-style: italic; }}
+.edited, .deleted, .thread, .file {{ margin: .125rem 0; }}
 .reactions {{ list-style: none; display: flex; flex-wrap: wrap; gap: .25rem; margin: .25rem 0;
   padding: 0; }}
 .reactions li {{ border: 1px solid var(--line); border-radius: 1rem; padding: 0 .5rem;
