@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from peekcli.commands.common import (
+    Count,
     fail_usage,
     guarded,
     homeserver_option,
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 @click.option("--search", metavar="TERM", help="Only rooms whose name, alias or topic has TERM.")
 @click.option(
     "--limit",
-    type=click.IntRange(min=0),
+    type=Count(min=0),
     default=50,
     show_default=True,
     metavar="N",
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 @homeserver_option("Client API URL to ask, instead of SERVER.")
 @token_option("Access token, for servers whose directory needs one.")
 @state_file_option("State file (discovery cache; credentials beside it).")
-@click.option("--page-size", type=click.IntRange(1, 1000), default=100, hidden=True)
+@click.option("--page-size", type=Count(1, 1000), default=100, hidden=True)
 def rooms(server: str | None, **kw: Any) -> None:
     """List the public rooms of SERVER (a server name like example.org, or a URL).
 

@@ -114,10 +114,7 @@ def state_forget(state_file: Path | None, room: str, homeserver: str | None) -> 
 
         store = _store(state_file)
         hs = normalize_homeserver(homeserver) if homeserver else None
-        try:
-            wanted = parse_room(room).value
-        except PeekError:
-            wanted = room.strip()
+        wanted = parse_room(room).value  # not a room: exit 2 with the hint `watch` gives
         found = [
             (pos_hs, room_id, pos.alias)
             for pos_hs, room_id, pos in store.positions()
