@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from peekcli.render.jsonl import encode_event as encode
 from tests.unit.hostilehs import HostileServer, message, reply_json
 
 NOT_FINITE = ["nan", "inf", "-inf", "1e308", "NaN"]
@@ -169,19 +170,31 @@ def limit_file_size(size: int) -> Callable[[], None]:
 def test_export_onto_a_full_disk_is_one_line_and_resumes_later(
     hostile: HostileServer, tmp_path: Path
 ) -> None:
-    hostile.history = [message(n) for n in range(1, 51)]
+    newer = [message(n) for n in range(100, 50, -1)]  # pages go backwards, newest first
+    older = [message(n) for n in range(50, 0, -1)]
+
+    def pages(h: Any, params: dict[str, str]) -> None:
+        if params.get("from") == "p1":
+            reply_json(200, {"chunk": older, "start": "p1", "end": "p2"})(h, params)
+        elif params.get("from") == "p2":
+            reply_json(200, {"chunk": [], "start": "p2"})(h, params)
+        else:
+            reply_json(200, {"chunk": newer, "start": "s1", "end": "p1"})(h, params)
+
+    hostile.on("GET", r"/_matrix/client/v3/rooms/[^/]+/messages", pages)
     out = tmp_path / "out.jsonl"
     base = ("export", hostile.room, "-s", hostile.url, "-o", str(out))
-    full = run_peek(*base, preexec_fn=limit_file_size(300))
+    # room for the first page in FILE.part, not for the second
+    full = run_peek(*base, preexec_fn=limit_file_size(len(b"".join(map(encode, newer))) + 100))
     assert full.returncode == 1
-    assert full.stderr.decode() == (
-        f"peek: cannot write {out}.part: File too large; make room and go on with --resume\n"
-    )
-    assert not out.exists()
+    said = sorted(full.stderr.decode().splitlines())  # the error, and what is left
+    assert said[0] == f"peek: cannot write {out}.part: File too large"
+    assert said[1].startswith(f"peek: export stopped; {out}.part is kept")
+    assert len(said) == 2 and not out.exists()
     later = run_peek(*base, "--resume")
     assert later.returncode == 0, later.stderr.decode()
     assert [json.loads(line)["event_id"] for line in out.read_text().splitlines()] == [
-        f"$ev{n}" for n in range(1, 51)
+        f"$ev{n}" for n in range(1, 101)
     ]
 
 
