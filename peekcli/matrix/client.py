@@ -325,12 +325,32 @@ class MatrixClient:
         self._log(method, url, resp.status_code, resp.elapsed.total_seconds())
         return self._parse(resp, content)
 
+    def _capped_body(self, resp: requests.Response) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            for chunk in resp.iter_content(_CHUNK):
+                size += len(chunk)
+                if size > MAX_REPLY_BYTES:
+                    raise NetworkError(
+                        f"{self.base_url} sent a reply larger than "
+                        f"{MAX_REPLY_BYTES // (1024 * 1024)} MiB"
+                    )
+                chunks.append(chunk)
+        except (requests.exceptions.RequestException, OSError) as exc:
+            raise NetworkError(f"cannot reach {self.base_url} ({type(exc).__name__})") from None
+        return b"".join(chunks)
+
     def _log(self, method: str, url: str, status: int | None, elapsed: float = 0.0) -> None:
         if self.log is not None:
             # URLs never carry the token (it travels in a header), so they are safe to log.
             self.log(method, url.split("?", 1)[0], status, elapsed)
 
-    def _parse(self, resp: requests.Response, content: bytes) -> Any:
+    def _parse(self, resp: requests.Response, content: bytes | None = None) -> Any:
+        """The reply's JSON, or the typed error it stands for. Without `content` (a streamed
+        reply read elsewhere, like a media download's error) the body is read here, capped."""
+        if content is None:
+            content = self._capped_body(resp)
         status = resp.status_code
         try:
             data = parse_json(content)
