@@ -6,10 +6,11 @@ subclass, so callers never see a `requests` exception or a `KeyError` on a malfo
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 
@@ -30,6 +31,11 @@ from peekcli.tokens import is_valid_token
 
 API = "/_matrix/client/v3"
 CONNECT_TIMEOUT = 10.0
+#: Loopback answers in microseconds: a connection (TCP and TLS) that takes longer is not coming,
+#: typically a plain http server waiting for the rest of what it takes for a request.
+LOOPBACK_CONNECT_TIMEOUT = 2.0
+#: The one plain-http request asked after https failed (see `MatrixClient._plain_http_check`).
+PLAIN_CHECK_TIMEOUT = 3.0
 #: Seconds added to a long-poll's own timeout before the HTTP read gives up on it.
 LONG_POLL_MARGIN = 15.0
 
@@ -131,10 +137,16 @@ class MatrixClient:
                 params=params,
                 json=body,
                 headers=headers,
-                timeout=(CONNECT_TIMEOUT, read_timeout),
+                timeout=(_connect_timeout(url), read_timeout),
             )
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
             raise UsageError(f"invalid homeserver URL {self.base_url!r}: {exc}") from None
+        except (requests.exceptions.SSLError, requests.exceptions.ConnectTimeout) as exc:
+            self._log(method, url, None)
+            self._plain_http_check(url)
+            if isinstance(exc, requests.exceptions.SSLError):
+                raise NetworkError(f"cannot reach {self.base_url} (TLS failed)") from None
+            raise NetworkError(f"{self.base_url} did not answer in time") from None
         except requests.exceptions.Timeout:
             self._log(method, url, None)
             raise NetworkError(f"{self.base_url} did not answer in time") from None
@@ -143,6 +155,32 @@ class MatrixClient:
             raise NetworkError(f"cannot reach {self.base_url} ({_reason(exc)})") from None
         self._log(method, url, resp.status_code, resp.elapsed.total_seconds())
         return self._parse(resp)
+
+    def _plain_http_check(self, url: str) -> None:
+        """After https failed to connect: if the port answers plain http, say so at once.
+
+        `-s 127.0.0.1:8008` means https://…, and a plain http server there either answers the
+        TLS hello with garbage or waits for the rest of a request; both used to look like an
+        outage (retried, "did not answer in time"). One request without credentials to
+        `http://same-host:port/_matrix/client/versions` tells, and any HTTP answer is enough.
+        """
+        parts = urlsplit(url)
+        if parts.scheme != "https":
+            return
+        try:
+            self.session.get(
+                f"http://{parts.netloc}/_matrix/client/versions",
+                timeout=(PLAIN_CHECK_TIMEOUT, PLAIN_CHECK_TIMEOUT),
+                allow_redirects=False,
+            )
+        except requests.exceptions.RequestException:
+            return
+        base = urlsplit(self.base_url)
+        plain = urlunsplit(("http", base.netloc, base.path, "", ""))
+        raise UsageError(
+            f"{self.base_url} does not speak https: {base.netloc} answers plain http; "
+            f"use --homeserver {plain}"
+        )
 
     def _log(self, method: str, url: str, status: int | None, elapsed: float = 0.0) -> None:
         if self.log is not None:
@@ -320,6 +358,17 @@ def _seconds_until(http_date: str) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return (when - datetime.now(UTC)).total_seconds()
+
+
+def _connect_timeout(url: str) -> float:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return LOOPBACK_CONNECT_TIMEOUT
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    return LOOPBACK_CONNECT_TIMEOUT if loopback else CONNECT_TIMEOUT
 
 
 def _reason(exc: requests.exceptions.RequestException) -> str:
