@@ -67,6 +67,8 @@ class MatrixClient:
         #: Set by a stored login (peekcli.auth): called when an authenticated request is refused
         #: with 401; True means a renewed token is in place and the request is sent once more.
         self.on_token_rejected: Callable[[], bool] | None = None
+        #: Whether the server ever answered (HTTP): a failure before that may be a wrong URL.
+        self._answered = False
 
     # -- transport -------------------------------------------------------------------------------
 
@@ -141,39 +143,43 @@ class MatrixClient:
             )
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
             raise UsageError(f"invalid homeserver URL {self.base_url!r}: {exc}") from None
-        except (requests.exceptions.SSLError, requests.exceptions.ConnectTimeout) as exc:
+        except (requests.exceptions.SSLError, requests.exceptions.Timeout) as exc:
             self._log(method, url, None)
-            self._plain_http_check(url)
+            if not self._answered:  # first contact: perhaps https to a plain http port
+                self._plain_http_check(url)
             if isinstance(exc, requests.exceptions.SSLError):
                 raise NetworkError(f"cannot reach {self.base_url} (TLS failed)") from None
-            raise NetworkError(f"{self.base_url} did not answer in time") from None
-        except requests.exceptions.Timeout:
-            self._log(method, url, None)
             raise NetworkError(f"{self.base_url} did not answer in time") from None
         except requests.exceptions.RequestException as exc:
             self._log(method, url, None)
             raise NetworkError(f"cannot reach {self.base_url} ({_reason(exc)})") from None
         self._log(method, url, resp.status_code, resp.elapsed.total_seconds())
+        self._answered = True
         return self._parse(resp)
 
     def _plain_http_check(self, url: str) -> None:
-        """After https failed to connect: if the port answers plain http, say so at once.
+        """After https failed on first contact: if the port is a Matrix server speaking plain
+        http, say so at once.
 
         `-s 127.0.0.1:8008` means https://…, and a plain http server there either answers the
-        TLS hello with garbage or waits for the rest of a request; both used to look like an
-        outage (retried, "did not answer in time"). One request without credentials to
-        `http://same-host:port/_matrix/client/versions` tells, and any HTTP answer is enough.
+        TLS hello with garbage or waits for the rest of a request (Synapse: a timeout); both
+        used to look like an outage (retried, "did not answer in time"). One request without
+        credentials to `http://same-host:port/_matrix/client/versions` tells; only a Matrix
+        answer counts (an https proxy answers plain http on its port with a 400 page).
         """
         parts = urlsplit(url)
         if parts.scheme != "https":
             return
         try:
-            self.session.get(
+            resp = self.session.get(
                 f"http://{parts.netloc}/_matrix/client/versions",
                 timeout=(PLAIN_CHECK_TIMEOUT, PLAIN_CHECK_TIMEOUT),
                 allow_redirects=False,
             )
-        except requests.exceptions.RequestException:
+            versions = resp.json().get("versions") if resp.status_code == 200 else None
+        except (requests.exceptions.RequestException, ValueError, AttributeError):
+            return
+        if not isinstance(versions, list):
             return
         base = urlsplit(self.base_url)
         plain = urlunsplit(("http", base.netloc, base.path, "", ""))

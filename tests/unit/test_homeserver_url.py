@@ -61,16 +61,23 @@ def test_https_on_a_plain_http_port_suggests_http_at_once(
     assert all("Authorization" not in c.request.headers for c in plain)  # no token over http
 
 
-def test_a_real_tls_failure_stays_a_network_error(rsps: responses.RequestsMock, peek: Any) -> None:
-    """An https port that does not speak http either: the TLS failure is reported as such."""
+@pytest.mark.parametrize(
+    "plain",
+    [
+        {"body": requests.exceptions.ConnectionError("Connection refused")},
+        # nginx on its https port, asked plain http: a 400 page, not a Matrix server.
+        {"body": "<html>400 The plain HTTP request was sent to HTTPS port</html>", "status": 400},
+    ],
+    ids=["refused", "https-proxy-page"],
+)
+def test_a_real_tls_failure_stays_a_network_error(
+    rsps: responses.RequestsMock, peek: Any, plain: dict[str, Any]
+) -> None:
+    """An https port that is no Matrix server over http: the TLS failure is reported as such."""
     failure = requests.exceptions.SSLError("certificate verify failed")
     for method in (responses.GET, responses.POST):
         rsps.add(method, re.compile(r"https://tls\.test/.*"), body=failure)
-    rsps.add(
-        responses.GET,
-        "http://tls.test/_matrix/client/versions",
-        body=requests.exceptions.ConnectionError("Connection refused"),
-    )
+    rsps.add(responses.GET, "http://tls.test/_matrix/client/versions", **plain)
     result = peek("snapshot", ROOM, "-s", "tls.test", "--max-retries", "0")
     assert result.exit_code == 1
     assert "use --homeserver http://" not in result.stderr
