@@ -12,6 +12,7 @@ peek processes sharing a login never both spend the same refresh token.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from peekcli.errors import (
     NetworkError,
     NotFoundError,
     PeekError,
+    StateNotWritable,
     TokenRejected,
     UnrecognizedError,
     UsageError,
@@ -146,7 +148,9 @@ def register_guest(client: MatrixClient, creds: CredentialStore) -> Identity:
     device_id = reply.get("device_id")
     if isinstance(device_id, str):
         entry["device_id"] = device_id
-    creds.put(client.base_url, "guest", entry)
+    # A read-only state folder: this run keeps the guest, the next one registers anew.
+    with contextlib.suppress(StateNotWritable):
+        creds.put(client.base_url, "guest", entry)
     client.token = token
     return Identity("guest", entry["user_id"], entry.get("device_id"))
 

@@ -128,7 +128,11 @@ def _state_file_folder(ctx: click.Context, param: click.Parameter, value: Any) -
     if value is None:
         return None
     for folder in value.parents:
-        if folder.exists():
+        try:
+            found = folder.exists()
+        except OSError:  # not ours to look into: the store will say what it cannot do
+            break
+        if found:
             if not folder.is_dir():
                 raise click.BadParameter(
                     f"{value}: {folder} is a file, so nothing can be stored under it; "
