@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from peekcli.errors import AlreadyFollowed, BusyError, StateFileError
+from peekcli.errors import AlreadyFollowed, BusyError, StateFileError, StateNotWritable
 
 SCHEMA_VERSION = 1
 #: Sections that map a key (homeserver, server name) to an object.
@@ -97,7 +97,7 @@ def make_private_dir(path: Path) -> None:
             raise StateFileError(f"cannot create {directory}: {exc.strerror}") from None
 
 
-def open_lock_file(path: Path) -> int:
+def open_lock_file(path: Path, what: str = "state file") -> int:
     """The lock file's descriptor, never through a symbolic link (one planted in a shared
     directory would make peek create or lock a file of the attacker's choosing)."""
     try:
@@ -105,6 +105,10 @@ def open_lock_file(path: Path) -> int:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise StateFileError(f"the lock file {path} is a symbolic link: refused") from None
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise StateNotWritable(
+                f"cannot save the {what}: {path.parent} is read-only ({exc.strerror})"
+            ) from None
         raise StateFileError(f"cannot open the lock file {path}: {exc.strerror}") from None
 
 
@@ -176,7 +180,7 @@ class JsonFile:
     def locked(self) -> Iterator[None]:
         """Hold the file's exclusive lock (short: one read-modify-write)."""
         self._ensure_dir()
-        fd = open_lock_file(self.lock_path)
+        fd = open_lock_file(self.lock_path, self.what)
 
         def take() -> bool:
             try:
