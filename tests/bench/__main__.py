@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tests.bench.core import FULL, PEEK, QUICK, Home, Row, Sizes, log, skipped, table
 
-SECTIONS = ("startup", "latency", "render", "backlog", "export", "idle", "memory")
+SECTIONS = ("startup", "latency", "render", "backlog", "export", "media", "idle", "memory")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -51,6 +51,7 @@ def _sizes(args: argparse.Namespace) -> Sizes:
         "export_events": args.export_events,
         "backlog_runs": args.runs,
         "export_runs": args.runs,
+        "media_runs": args.runs,
         "startup_runs": args.startup_runs,
         "latency_messages": args.latency_messages,
         "memory_events": args.memory_events,
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             from tests.bench import startup
 
             _guard("start-up", rows, lambda: startup.run(sizes, work, env))
-        if sections & {"latency", "render", "backlog", "export", "idle"}:
+        if sections & {"latency", "render", "backlog", "export", "media", "idle"}:
             _with_server(sizes, sections, scratch, work, rows)
         if "memory" in sections:
             from tests.bench import memory
@@ -161,11 +162,12 @@ def _with_server(
                     return backlog.export(sizes, server, room, work)
 
                 _guard("export", rows, export)
-                from tests.bench import media
-
-                _guard("media", rows, lambda: media.run(sizes, server, alice, work))
             else:
                 rows.append(skipped("export: peek export", "`peek export` is not installed"))
+        if "media" in sections:
+            from tests.bench import media
+
+            _guard("media", rows, lambda: media.run(sizes, server, alice, work))
         if "idle" in sections:
             _guard("idle", rows, lambda: idle.run(sizes, server, alice, work))
 
