@@ -35,6 +35,11 @@ class Sizes:
     export_events: int = 5_000
     export_runs: int = 3
     senders: int = 8
+    rooms_many: int = 1000
+    rooms_few: int = 10
+    rooms_messages: int = 1000
+    rooms_latency: int = 30
+    rooms_snapshot: int = 200
 
 
 FULL = Sizes()
@@ -51,6 +56,11 @@ QUICK = Sizes(
     export_events=150,
     export_runs=1,
     senders=2,
+    rooms_many=12,
+    rooms_few=3,
+    rooms_messages=12,
+    rooms_latency=3,
+    rooms_snapshot=6,
 )
 
 

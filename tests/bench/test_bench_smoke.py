@@ -34,6 +34,12 @@ FIGURES = [
     r"idle: peek watch CPU over [\d.]+ s without traffic",
     r"memory: peak RSS growth, [\d,]+ events, json",
     r"memory: peak RSS growth, [\d,]+ events, pretty",
+    r"rooms: [\d,]+ rooms under ulimit -n 1024, last live",
+    r"rooms: peak RSS, [\d,]+ rooms",
+    r"rooms: idle CPU, [\d,]+ rooms, [\d.]+ s",
+    r"rooms: CPU per delivered event, [\d,]+ vs [\d,]+ rooms",
+    r"rooms: send→line latency, [\d,]+ rooms",
+    r"rooms: snapshot --rooms-from, [\d,]+ rooms × \d+ events",
 ]
 #: Shown for comparison, without a target of their own.
 INFORMATION = [
