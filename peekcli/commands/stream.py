@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -126,6 +127,19 @@ def stream_options(f: Any) -> Any:
             "--messages-only",
             is_flag=True,
             help="Only messages: m.room.message, m.sticker, encrypted messages and polls.",
+        ),
+        click.option(
+            "--media",
+            "media_dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            metavar="DIR",
+            help="Also save every delivered event's media (images, videos, audio, files, "
+            "stickers, thumbnails) into DIR/SERVER/MEDIA_ID before its position is saved.",
+        ),
+        click.option(
+            "--media-max-size",
+            metavar="SIZE",
+            help="With --media: skip files larger than SIZE (bytes, or 500k, 20M, 1G).",
         ),
     ]
     f = delivery.delivery_options(f)  # applied first, so listed after the options above
@@ -266,11 +280,20 @@ def _run(rooms: tuple[str, ...], kw: dict[str, Any], *, drain: bool) -> None:
         poll_interval=kw.get("poll_interval", 2.0),
         follow_upgrades=not kw["no_follow"],
     )
+    from peekcli.commands import media
+
+    try:
+        media_max_bytes = media.max_size(kw["media_max_size"])
+    except PeekError as exc:
+        fail_usage(exc.message)
     out = Output(
         as_json=kw["as_json"],
         accept=accept,
         include_ephemeral=kw["ephemeral"],
         exec_policy=delivery.exec_policy(kw),
+        media_dir=kw["media_dir"],
+        media_max_bytes=media_max_bytes,
+        media_retries=kw["max_retries"] if kw["max_retries"] is not None else 5,
     )
     if len(rooms) == 1 and not many:
         guarded(lambda: _follow_one(rooms[0], where, opts, out))
@@ -308,6 +331,10 @@ class Output:
     accept: Callable[[dict[str, Any]], bool] | None
     include_ephemeral: bool
     exec_policy: ExecPolicy | None
+    #: --media DIR: each batch's media saved before its position (sinks/media.py).
+    media_dir: Path | None = None
+    media_max_bytes: int | None = None
+    media_retries: int = 5
 
 
 def _follow_one(
@@ -354,6 +381,12 @@ def _delivery(
     if out.exec_policy is not None:
         sink = delivery.exec_sink(out.exec_policy, sink if out.as_json else None)
         on_start = None
+    if out.media_dir is not None:
+        from peekcli.commands import media
+        from peekcli.sinks.media import MediaSink
+
+        saver = media.downloader(session, out.media_dir, out.media_max_bytes, out.media_retries)
+        sink = MediaSink(sink, saver, note)
     return Delivery(
         sink=sink,
         hooks=_hooks(label),

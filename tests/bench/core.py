@@ -40,6 +40,9 @@ class Sizes:
     rooms_messages: int = 1000
     rooms_latency: int = 30
     rooms_snapshot: int = 200
+    media_files: int = 100
+    media_bytes: int = 256 * 1024
+    media_runs: int = 3
 
 
 FULL = Sizes()
@@ -61,6 +64,9 @@ QUICK = Sizes(
     rooms_messages=12,
     rooms_latency=3,
     rooms_snapshot=6,
+    media_files=4,
+    media_bytes=4096,
+    media_runs=1,
 )
 
 
