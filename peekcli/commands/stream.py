@@ -83,6 +83,11 @@ def stream_options(f: Any) -> Any:
         ),
         click.option("--seconds", is_flag=True, help="Pretty output: show times as HH:MM:SS."),
         click.option(
+            "--spoilers",
+            is_flag=True,
+            help="Pretty output: show the text of spoilers (default: only [spoiler: reason]).",
+        ),
+        click.option(
             "--color/--no-color",
             default=None,
             help="Pretty output: force styles on or off (default: on for a terminal, "
@@ -220,6 +225,7 @@ def _run(rooms: tuple[str, ...], kw: dict[str, Any], *, drain: bool) -> None:
         fail_usage("--ephemeral goes with --json")
     output.color = kw["color"]
     output.seconds = kw["seconds"]
+    output.spoilers = kw["spoilers"]
     if kw["from_token"] and len(rooms) > 1:
         fail_usage("--from goes with one ROOM: a stream token is where one room's run stood")
     try:
@@ -349,6 +355,7 @@ def _make_sink(
 
     renderer = PrettyRenderer(
         seconds=output.seconds,
+        spoilers=output.spoilers,
         room_label=room_label,
         homeserver=session.homeserver if session else None,
     )

@@ -23,9 +23,11 @@ from rich.terminal_theme import DEFAULT_TERMINAL_THEME
 from rich.text import Text
 
 from peekcli import __version__
+from peekcli.render.matrix_html import SPOILER, SPOILER_MARK
 from peekcli.render.pretty import PrettyRenderer
 from peekcli.render.sanitize import one_line
 from peekcli.render.terminal import PipeConsole
+from peekcli.render.timeline import Timeline
 
 #: Columns of the text and HTML renderings (long lines wrap under the message column).
 WIDTH = 100
@@ -70,6 +72,32 @@ class _RoomBoundary:
         return [Text(f"── continued in {one_line(room, 120)} (room upgrade) ──", "bold")]
 
 
+#: Events a relation may come after its target and still fold into it (edits applied, reactions
+#: summed); later ones read as notifications ("alice edited a message: …").
+FOLD_WINDOW = 2000
+
+
+def _folded(
+    renderer: PrettyRenderer, timeline: Timeline, boundary: _RoomBoundary, event: Any
+) -> list[Text]:
+    """The lines of whatever the timeline releases once `event` is added."""
+    if not isinstance(event, dict):
+        return renderer.render(event)
+    out: list[Text] = []
+    marks = boundary.lines(event)
+    if marks:  # a new room: nothing of the old one folds into it
+        for entry in timeline.finish():
+            out.extend(renderer.render_entry(entry))
+        out.extend(marks)
+    for entry in timeline.add(event):
+        out.extend(renderer.render_entry(entry))
+    return out
+
+
+def _rest(renderer: PrettyRenderer, timeline: Timeline) -> list[Text]:
+    return [text for entry in timeline.finish() for text in renderer.render_entry(entry)]
+
+
 class TextWriter:
     """The pretty rendering, without colour, as UTF-8 text."""
 
@@ -91,16 +119,18 @@ class TextWriter:
         )
         self.renderer = PrettyRenderer(seconds=True)
         self.boundary = _RoomBoundary()
+        self.timeline = Timeline(window=FOLD_WINDOW)
 
     def begin(self, room_id: str, state: list[dict[str, Any]]) -> None:
         self.renderer.learn_state(state)
 
     def write(self, line: bytes) -> None:
-        event = _event(line)
-        for text in [*self.boundary.lines(event), *self.renderer.render(event)]:
+        for text in _folded(self.renderer, self.timeline, self.boundary, _event(line)):
             self.console.print(text)
 
     def finish(self) -> None:
+        for text in _rest(self.renderer, self.timeline):
+            self.console.print(text)
         self.stream.flush()
         self.stream.detach()  # the binary stream stays open: it belongs to the caller
 
@@ -117,6 +147,8 @@ _PAGE_HEAD = """<!DOCTYPE html>
 body {{ color: {fg}; background-color: {bg}; margin: 1.5em; }}
 h1 {{ font-family: sans-serif; font-size: 1.3em; margin-bottom: 0.2em; }}
 p.about {{ font-family: sans-serif; font-size: 0.85em; opacity: 0.7; margin-top: 0; }}
+details.spoiler {{ display: inline; }}
+details.spoiler summary {{ display: inline; cursor: pointer; }}
 pre {{ font-family: Menlo, "DejaVu Sans Mono", Consolas, "Liberation Mono", monospace;
        font-size: 0.9em; line-height: 1.35; }}
 </style>
@@ -152,8 +184,9 @@ class HtmlWriter:
             emoji=False,
             legacy_windows=False,
         )
-        self.renderer = PrettyRenderer(seconds=True)
+        self.renderer = PrettyRenderer(seconds=True, spoilers=True)
         self.boundary = _RoomBoundary()
+        self.timeline = Timeline(window=FOLD_WINDOW)
         self._styles: dict[Any, str] = {}
 
     def begin(self, room_id: str, state: list[dict[str, Any]]) -> None:
@@ -173,20 +206,30 @@ class HtmlWriter:
         self.out.write(head.encode("utf-8"))
 
     def write(self, line: bytes) -> None:
-        parts: list[str] = []
-        event = _event(line)
-        for text in [*self.boundary.lines(event), *self.renderer.render(event)]:
-            parts.append(self._html(text))
-        self.out.write("".join(parts).encode("utf-8", "replace"))
+        texts = _folded(self.renderer, self.timeline, self.boundary, _event(line))
+        self.out.write("".join(self._html(text) for text in texts).encode("utf-8", "replace"))
 
     def _html(self, text: Text) -> str:
         parts: list[str] = []
+        spoiler = False  # inside a <details> holding spoiler text (revealed by a click, no script)
         for segment in self.console.render(text, self.console.options):
             if segment.control or not segment.text:
                 continue
+            meta = segment.style.meta if segment.style is not None else {}
             escaped = html.escape(segment.text, quote=True)
+            if SPOILER_MARK in meta:
+                if spoiler:
+                    parts.append("</details>")
+                parts.append(f'<details class="spoiler"><summary>{escaped}</summary>')
+                spoiler = True
+                continue
+            if spoiler and SPOILER not in meta and segment.text.strip():
+                parts.append("</details>")
+                spoiler = False
             css = self._css(segment.style)
             parts.append(f'<span style="{css}">{escaped}</span>' if css else escaped)
+        if spoiler:
+            parts.append("</details>")
         return "".join(parts)
 
     def _css(self, style: Any) -> str:
@@ -198,5 +241,7 @@ class HtmlWriter:
         return css
 
     def finish(self) -> None:
+        rest = "".join(self._html(text) for text in _rest(self.renderer, self.timeline))
+        self.out.write(rest.encode("utf-8", "replace"))
         self.out.write(_PAGE_TAIL.encode("utf-8"))
         self.out.flush()

@@ -70,21 +70,29 @@ def room_info(
 
 
 class PrettySink:
-    """Renders each event to the console; the header comes first, from the room's state."""
+    """Renders each delivered batch to the console; the header comes first, from the room's state.
+
+    Events are held until `flush` (the follower flushes once per batch, before saving its
+    position), so that a batch's relations fold into their targets: the history shows a message
+    edited, with its reactions, instead of one line per edit and reaction.
+    """
 
     def __init__(self, console: Console, renderer: PrettyRenderer) -> None:
         self.console = console
         self.renderer = renderer
+        self.pending: list[dict[str, Any]] = []
 
     def header(self, info: RoomInfo, state: Iterable[Mapping[str, Any]]) -> None:
         self.renderer.learn_state(state)
         self.console.print(self.renderer.header(info))
 
     def write(self, event: dict[str, Any]) -> None:
-        for line in self.renderer.render(event):
-            self.console.print(line)
+        self.pending.append(event)
 
     def flush(self) -> None:
+        batch, self.pending = self.pending, []  # taken first: a failing print never repeats it
+        for line in self.renderer.render_batch(batch):
+            self.console.print(line)
         self.console.file.flush()
 
     def reader_gone(self) -> bool:
