@@ -64,6 +64,17 @@ HANDLERS: dict[str, Renderer] = {
     "m.room.third_party_invite": room_state.third_party_invite,
     "m.space.child": room_state.space_child,
     "m.space.parent": room_state.space_parent,
+    "m.room.policy": room_state.policy_server,
+    "m.room.image_pack": room_state.image_pack,
+    "im.ponies.room_emotes": room_state.image_pack,
+    "m.policy.rule.user": room_state.policy_rule,
+    "m.policy.rule.room": room_state.policy_rule,
+    "m.policy.rule.server": room_state.policy_rule,
+    # in-room key verification
+    **{
+        f"m.key.verification.{step}": messages.verification
+        for step in ("ready", "start", "accept", "key", "mac", "done", "cancel")
+    },
     # ephemeral
     "m.typing": ephemeral.typing,
     "m.receipt": ephemeral.receipt,

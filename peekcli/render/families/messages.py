@@ -71,6 +71,10 @@ def content_text(content: Mapping[str, Any], room: Room, *, reply: bool) -> Text
         return media.attachment(content, room, media.KINDS[msgtype])
     if msgtype == "m.location":
         return media.location(content)
+    if msgtype == "m.key.verification.request":
+        out = Text("🔐 wants to verify ", DIM)
+        out.append(one_line(content.get("to"), 100) or "a device", DIM)
+        return out
     text = formatted(content, room)
     if text is None:
         body = content.get("body")
@@ -268,3 +272,19 @@ def learn(ev: Ev, room: Room) -> None:
     rel = as_map(ev.content.get("m.relates_to"))
     if rel.get("rel_type") != "m.replace":
         room.remember(ev, "message", message_snippet(ev.content))
+
+
+def verification(ev: Ev, room: Room) -> Text | None:
+    """In-room key verification: the end says how it went; the exchange of keys shows nothing."""
+    if ev.type.endswith(".done"):
+        out = room.lead("🔐", ev)
+        out.append(" finished a key verification")
+        return out
+    if ev.type.endswith(".cancel"):
+        out = room.lead("🔐", ev)
+        out.append(" cancelled a key verification")
+        reason = ev.content.get("reason")
+        if reason:
+            out.append(f" ({one_line(reason, 200)})", DIM)
+        return out
+    return None

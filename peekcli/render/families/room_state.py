@@ -21,6 +21,7 @@ from peekcli.render.context import (
     as_str,
     as_strs,
     more,
+    reason_of,
 )
 from peekcli.render.sanitize import clean, one_line
 
@@ -286,4 +287,57 @@ def space_parent(ev: Ev, room: Room) -> Text:
         out.append(f" set {parent} as a parent space")
     else:
         out.append(f" removed the parent space {parent}")
+    return out
+
+
+_RECOMMENDATIONS = {"m.ban": "ban", "org.matrix.mjolnir.ban": "ban"}
+_ENTITIES = {
+    "m.policy.rule.user": "users",
+    "m.policy.rule.room": "rooms",
+    "m.policy.rule.server": "servers",
+}
+
+
+def policy_rule(ev: Ev, room: Room) -> Text:
+    """A moderation policy list's rule: "alice recommends to ban users matching @bad*:x"."""
+    content = ev.content
+    kind = _ENTITIES.get(ev.type.replace("org.matrix.mjolnir.rule.", "m.policy.rule."), "entities")
+    entity = as_str(content.get("entity")) or as_str(ev.prev.get("entity"))
+    out = room.lead("•", ev)
+    if not content.get("entity"):
+        out.append(f" removed the policy rule on {kind} matching ")
+        out.append(one_line(entity or ev.state_key, 200), TAG)
+        return out
+    action = content.get("recommendation")
+    verb = _RECOMMENDATIONS.get(action) if isinstance(action, str) else None
+    out.append(f" recommends to {verb or one_line(action, 60)} {kind} matching ")
+    out.append(one_line(entity, 200), TAG)
+    out.append(reason_of(content), DIM)
+    return out
+
+
+def policy_server(ev: Ev, room: Room) -> Text:
+    out = room.lead("•", ev)
+    via = as_str(ev.content.get("via"))
+    if via:
+        out.append(" set the room's policy server to ")
+        out.append(one_line(via, 200), TAG)
+    else:
+        out.append(" removed the room's policy server")
+    return out
+
+
+def image_pack(ev: Ev, room: Room) -> Text:
+    """Custom emoji and stickers (MSC2545, `m.room.image_pack`): the pack's name and size."""
+    content = ev.content
+    pack = as_map(content.get("pack"))
+    name = as_str(pack.get("display_name")) or ev.state_key or ""
+    images = as_map(content.get("images"))
+    out = room.lead("•", ev)
+    if not images and not pack:
+        out.append(" removed the image pack")
+    else:
+        out.append(" updated the image pack ")
+        out.append(f"“{one_line(name, 100)}”" if name else "of the room", TAG)
+        out.append(f" ({len(images)} image{'' if len(images) == 1 else 's'})", DIM)
     return out
