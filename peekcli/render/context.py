@@ -81,9 +81,9 @@ def as_strs(value: object) -> list[str]:
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
-def colour(key: str) -> Style:
+def colour(key: str, palette: tuple[Style, ...] = PALETTE) -> Style:
     """A stable colour per id: crc32 (unlike hash()) is the same in every process."""
-    return PALETTE[zlib.crc32(key.encode("utf-8", "surrogatepass")) % len(PALETTE)]
+    return palette[zlib.crc32(key.encode("utf-8", "surrogatepass")) % len(palette)]
 
 
 def snippet(text: str, width: int = SNIPPET_WIDTH) -> str:
@@ -295,6 +295,12 @@ class Room:
         self.polls: LRU[Poll] = LRU(max(1, size // 10))
         self.homeserver = homeserver
         self.spoilers = spoilers
+        # Own Style objects: rich caches a style's escape codes for the first colour system it
+        # was printed with, and two outputs (a terminal, an HTML export) may differ.
+        self.palette = tuple(Style(color=c, bold=True) for c in PALETTE_HEX)
+
+    def colour(self, user_id: str) -> Style:
+        return colour(user_id, self.palette)
 
     def who(self, user_id: str) -> Text:
         """The sender's name, coloured: the only coloured part of a line."""
@@ -302,7 +308,7 @@ class Room:
         if not user_id:
             out.append("(unknown sender)", DIM)
         else:
-            out.append(self.members.label(user_id), colour(user_id))
+            out.append(self.members.label(user_id), self.colour(user_id))
         return out
 
     def whose(self, user_id: str, actor: str) -> Text:

@@ -13,7 +13,6 @@ from peekcli.render.context import (
     Room,
     as_map,
     as_str,
-    colour,
     reason_of,
     symbol,
 )
@@ -89,16 +88,16 @@ def profile_change(ev: Ev, room: Room, target: str) -> Text:
     new = as_str(content.get("displayname"))
     room.update_member(ev)
     out = symbol("• ")
-    out.append(one_line(target, ID_LIMIT), colour(target))
+    out.append(one_line(target, ID_LIMIT), room.colour(target))
     changes: list[Text] = []
     if old != new:
         change = Text()
         if old and new:
             change.append(f"changed display name from {one_line(old, NAME_LIMIT)} to ")
-            change.append(one_line(new, NAME_LIMIT), colour(target))
+            change.append(one_line(new, NAME_LIMIT), room.colour(target))
         elif new:
             change.append("set display name to ")
-            change.append(one_line(new, NAME_LIMIT), colour(target))
+            change.append(one_line(new, NAME_LIMIT), room.colour(target))
         else:
             change.append(f"removed display name {one_line(old, NAME_LIMIT)}")
         changes.append(change)
