@@ -17,8 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from peekcli import oauth, signals
-from peekcli.client import JSON, MatrixClient
+from peekcli import signals
 from peekcli.errors import (
     ForbiddenError,
     GuestRefused,
@@ -29,6 +28,8 @@ from peekcli.errors import (
     TokenRejected,
     UnrecognizedError,
 )
+from peekcli.matrix import oauth
+from peekcli.matrix.client import JSON, MatrixClient
 from peekcli.state import CredentialStore
 
 #: Wall clock for stored expiry times (they outlive the process); tests replace it.

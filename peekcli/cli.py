@@ -19,7 +19,8 @@ import click
 
 from peekcli import __version__
 from peekcli.commands import output
-from peekcli.commands.common import CONTEXT, EXIT_CODES
+from peekcli.commands.common import CONTEXT
+from peekcli.errors import help_epilog
 
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
@@ -153,7 +154,7 @@ class LazyGroup(click.Group):
         return results
 
 
-@click.group(cls=LazyGroup, context_settings=CONTEXT, epilog=EXIT_CODES)
+@click.group(cls=LazyGroup, context_settings=CONTEXT, epilog=help_epilog("peek"))
 @click.version_option(__version__, "-V", "--version", prog_name="peek")
 @click.option(
     "-v", "--verbose", is_flag=True, help="Log every request (method, URL, status) to stderr."

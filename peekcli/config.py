@@ -70,19 +70,3 @@ def load_config(path: Path | None = None) -> Config:
                 f"config file {path} holds a token but others can read it: chmod 600 {path}"
             )
     return Config(path, values.get("homeserver"), values.get("token"))
-
-
-def effective(
-    homeserver: str | None, token: str | None, config: Config | None = None
-) -> tuple[str | None, str | None]:
-    """The homeserver and token to use, the config filling what options and env left open."""
-    from peekcli.rooms import normalize_homeserver
-
-    cfg = config if config is not None else load_config()
-    if homeserver is None and cfg.homeserver is not None:
-        homeserver = cfg.homeserver
-    if token is None and cfg.token is not None and homeserver is not None:
-        # cfg.homeserver is set whenever cfg.token is (load_config checks it).
-        same = normalize_homeserver(homeserver) == normalize_homeserver(cfg.homeserver or "")
-        token = cfg.token if same else None
-    return homeserver, token

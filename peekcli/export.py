@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, Protocol
 
 from peekcli import signals
-from peekcli.client import API, JSON, MatrixClient, q
 from peekcli.errors import (
     ForbiddenError,
     NetworkError,
@@ -45,6 +44,7 @@ from peekcli.errors import (
     TokenRejected,
     UsageError,
 )
+from peekcli.matrix.client import API, JSON, MatrixClient, q
 from peekcli.render.jsonl import encode_event
 
 #: Events asked for per page: the most Synapse serves in one reply.

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from peekcli.auth import Identity, choose_identity
-from peekcli.client import JSON, MatrixClient, RequestLog
+from peekcli.connect import homeserver_for, resolve
 from peekcli.errors import (
     EXIT_ERROR,
     EXIT_FORBIDDEN,
@@ -34,25 +34,9 @@ from peekcli.errors import (
     UnrecognizedError,
     UsageError,
 )
-from peekcli.rooms import RoomRef, parse_room, resolve
+from peekcli.matrix.client import JSON, MatrixClient, RequestLog, server_software
+from peekcli.matrix.ids import RoomRef, parse_room
 from peekcli.state import CredentialStore, StateStore, credentials_path_for
-
-#: Longest server software string we pass on (it is untrusted text).
-MAX_SOFTWARE = 80
-
-
-def server_software(client: MatrixClient) -> str | None:
-    """`Synapse 1.163.2` from `GET /_matrix/federation/v1/version`, or None when not served."""
-    try:
-        reply = client.federation_version()
-    except PeekError:
-        return None
-    server = reply.get("server")
-    if not isinstance(server, dict):
-        return None
-    parts = [server.get("name"), server.get("version")]
-    text = " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
-    return text[:MAX_SOFTWARE] or None
 
 
 @dataclass
@@ -243,8 +227,7 @@ def room_info(
     The summary is asked without a token where no account is configured (many servers answer
     it so); a guest is registered only when the server wants a token or the verdict needs one.
     """
-    from peekcli.config import effective
-    from peekcli.runner import homeserver_for
+    from peekcli.connect import effective
 
     ref = parse_room(room)
     given, token = effective(homeserver, token)
@@ -448,7 +431,7 @@ def doctor(
     clock: Callable[[], float] = time.monotonic,
 ) -> DoctorReport:
     """Check each step a watch depends on; `exit_code` is 0 only when watching works."""
-    from peekcli.config import effective
+    from peekcli.connect import effective
 
     ref = parse_room(room) if room else None
     given, token = effective(server, token)
@@ -564,8 +547,8 @@ def _skip_rest(report: DoctorReport, why: str) -> DoctorReport:
 
 
 def _discovery(report: DoctorReport, text: str, log: RequestLog | None) -> str | None:
-    from peekcli.discovery import discover
-    from peekcli.rooms import normalize_homeserver
+    from peekcli.matrix.discovery import discover
+    from peekcli.matrix.ids import normalize_homeserver
 
     text = text.strip()
     if "://" in text:
@@ -633,7 +616,7 @@ def _test_room(
         shown = ref.value if room_id == ref.value else f"{ref.value} = {room_id}"
         report.add("test room", INFO, f"{shown} (given)")
         return room_id
-    from peekcli.rooms import public_rooms
+    from peekcli.matrix.directory import public_rooms
 
     try:
         # The directory `peek rooms` lists; the client already holds the identity, if asked.

@@ -16,7 +16,6 @@ import click
 
 from peekcli.commands import output
 from peekcli.commands.common import (
-    EXIT_CODES,
     error,
     fail_usage,
     guarded,
@@ -25,10 +24,11 @@ from peekcli.commands.common import (
     state_file_option,
 )
 from peekcli.commands.completion import complete_homeservers
+from peekcli.errors import help_epilog
 
 if TYPE_CHECKING:
     from peekcli.auth import LoginResult
-    from peekcli.oauth import DeviceAuthorization
+    from peekcli.matrix.oauth import DeviceAuthorization
     from peekcli.state import CredentialStore
 
 
@@ -42,7 +42,7 @@ def _state_file_option(f: Any) -> Any:
     return state_file_option("State file; the credentials file lives beside it.")(f)
 
 
-@click.command(epilog=EXIT_CODES)
+@click.command(epilog=help_epilog("login"))
 @_homeserver_argument
 @click.option("-u", "--user", metavar="USER", help="User id or localpart for a password login.")
 @click.option(
@@ -98,8 +98,8 @@ def login(
 
     def run() -> None:
         from peekcli import auth
-        from peekcli.client import MatrixClient
         from peekcli.errors import PeekError
+        from peekcli.matrix.client import MatrixClient
 
         hs = _find_homeserver(homeserver, state_file, required=True)
         creds = _creds(state_file)
@@ -144,7 +144,7 @@ def _prompt(text: str, hide_input: bool = False) -> str:
         raise
 
 
-@click.command(epilog=EXIT_CODES)
+@click.command(epilog=help_epilog("whoami"))
 @_homeserver_argument
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per login.")
 @_state_file_option
@@ -164,8 +164,8 @@ def whoami(homeserver: str | None, as_json: bool, state_file: Path | None) -> No
         import json
 
         from peekcli import auth
-        from peekcli.client import MatrixClient
         from peekcli.errors import PeekError
+        from peekcli.matrix.client import MatrixClient
 
         creds = _creds(state_file)
         targets = _targets(homeserver, state_file, creds)
@@ -204,7 +204,7 @@ def whoami(homeserver: str | None, as_json: bool, state_file: Path | None) -> No
     guarded(run)
 
 
-@click.command(epilog=EXIT_CODES)
+@click.command(epilog=help_epilog("logout"))
 @_homeserver_argument
 @click.option(
     "--local",
@@ -226,8 +226,8 @@ def logout(homeserver: str | None, local: bool, state_file: Path | None) -> None
 
     def run() -> None:
         from peekcli import auth
-        from peekcli.client import MatrixClient
         from peekcli.errors import NetworkError
+        from peekcli.matrix.client import MatrixClient
 
         creds = _creds(state_file)
         targets = _targets(homeserver, state_file, creds)
@@ -264,8 +264,8 @@ def _creds(state_file: Path | None) -> CredentialStore:
 def _find_homeserver(given: str | None, state_file: Path | None, *, required: bool) -> str:
     """The client API URL for HOMESERVER (or PEEK_HOMESERVER / the config), discovered from a
     server name the same way `watch` does, so the login is found again under the same key."""
-    from peekcli.config import effective
-    from peekcli.discovery import find_homeserver
+    from peekcli.connect import effective
+    from peekcli.matrix.discovery import find_homeserver
     from peekcli.state import StateStore, default_state_path
 
     text, _ = effective(given or os.environ.get("PEEK_HOMESERVER") or None, None)

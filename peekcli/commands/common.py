@@ -1,4 +1,4 @@
-"""What every command shares: option help, exit-code epilog, and the error/signal guard."""
+"""What every command shares: option help and the error/signal guard."""
 
 from __future__ import annotations
 
@@ -10,23 +10,6 @@ from typing import NoReturn, TypeVar
 import click
 
 from peekcli.errors import EXIT_PIPE, EXIT_SIGINT, PeekError, Stopped
-
-EXIT_CODES = """\b
-Exit codes:
-  0    done (snapshot drained, --max-events reached)
-  1    network or server failure after retries, unreadable reply, bad state file
-  2    usage error (bad option or argument)
-  3    forbidden: the room is not world-readable and the identity has not joined
-  4    room or alias not found
-  5    token rejected or logged out
-  6    busy: another peek holds the room and --no-wait was given
-  7    guest access refused by the server: log in or give --token
-  8    the server cannot serve this room to peek
-  9    an --exec command failed (--exec-failure stop)
-  130  stopped by Ctrl-C (SIGINT), position of everything printed saved
-  141  stdout closed by the reader (e.g. `| head`)
-  143  stopped by SIGTERM, position of everything printed saved
-"""
 
 FC = TypeVar("FC", bound=Callable[..., object])
 

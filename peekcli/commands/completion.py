@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
+from peekcli.errors import help_epilog
 
-@click.command()
+
+@click.command(epilog=help_epilog("completion"))
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 def completion(shell: str) -> None:
     """Print the shell completion script for SHELL.

@@ -1,7 +1,7 @@
 """Options of `watch` and `snapshot` about where delivered events go beyond stdout.
 
-`--exec CMD` hands each event to a command (peekcli/execsink.py); `--no-follow` stops at a room
-upgrade instead of going on in the replacement room (peekcli/upgrades.py). Only click is
+`--exec CMD` hands each event to a command (peekcli/sinks/exec.py); `--no-follow` stops at a room
+upgrade instead of going on in the replacement room (peekcli/follow/upgrades.py). Only click is
 imported here at module level, like every command module.
 """
 
@@ -15,9 +15,8 @@ import click
 from peekcli.commands.common import fail_usage, note
 
 if TYPE_CHECKING:
-    from peekcli.execsink import ExecPolicy
-    from peekcli.runner import RunOptions
-    from peekcli.stream import Sink
+    from peekcli.sinks import Sink
+    from peekcli.sinks.exec import ExecPolicy, ExecSink
 
 
 def delivery_options(f: Any) -> Any:
@@ -79,7 +78,7 @@ def exec_policy(kw: dict[str, Any]) -> ExecPolicy | None:
     if kw.get("exec_output") == "stdout" and kw.get("as_json"):
         fail_usage("--exec-output stdout would mix CMD's output into --json's; pick one")
     from peekcli.errors import PeekError
-    from peekcli.execsink import ExecPolicy, parse_command
+    from peekcli.sinks.exec import ExecPolicy, parse_command
 
     try:
         argv = parse_command(command)
@@ -94,12 +93,9 @@ def exec_policy(kw: dict[str, Any]) -> ExecPolicy | None:
     )
 
 
-def with_exec(opts: RunOptions, sink: Sink, on_start: Any, *, as_json: bool) -> tuple[Sink, Any]:
-    """With --exec: the command sink, passing events on to `sink` only for --json."""
-    policy = opts.exec_policy
-    if policy is None:
-        return sink, on_start
-    from peekcli.execsink import ExecSink
+def exec_sink(policy: ExecPolicy, inner: Sink | None) -> ExecSink:
+    """The --exec command sink, passing events on to `inner` (--json) once CMD took them."""
+    from peekcli.sinks.exec import ExecSink
 
     out = sys.stdout if policy.output == "stdout" else sys.stderr
-    return ExecSink(policy, inner=sink if as_json else None, out=out, warn=note), None
+    return ExecSink(policy, inner=inner, out=out, warn=note)

@@ -10,7 +10,6 @@ import click
 
 from peekcli.commands import output
 from peekcli.commands.common import (
-    EXIT_CODES,
     guarded,
     homeserver_option,
     note,
@@ -18,6 +17,7 @@ from peekcli.commands.common import (
     token_option,
 )
 from peekcli.commands.completion import complete_rooms
+from peekcli.errors import help_epilog
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from peekcli.export import Progress
 
 
-@click.command(epilog=EXIT_CODES)
+@click.command(epilog=help_epilog("export"))
 @click.argument("room", shell_complete=complete_rooms)
 @homeserver_option("Client API URL of the homeserver. Default: found from the room's server name.")
 @token_option("Access token to use instead of a guest.")
@@ -103,9 +103,9 @@ def export(room: str, **kw: Any) -> None:
 
 
 def _export(room: str, kw: dict[str, Any]) -> None:
+    from peekcli.connect import ConnectOptions, forbidden, open_room
     from peekcli.errors import Stopped
     from peekcli.export import ExportJob, ExportRange, parse_when
-    from peekcli.runner import RunOptions, forbidden, open_room
 
     since = parse_when(kw["since"]) if kw["since"] else None
     until = parse_when(kw["until"], end_of_day=True) if kw["until"] else None
@@ -114,7 +114,7 @@ def _export(room: str, kw: dict[str, Any]) -> None:
 
         raise UsageError("--since is later than --until: nothing to export")
     rng = ExportRange(since, until, kw["limit"], kw["follow_predecessors"])
-    opts = RunOptions(homeserver=kw["homeserver"], token=kw["token"], state_path=kw["state_file"])
+    opts = ConnectOptions(kw["homeserver"], kw["token"], kw["state_file"])
     session = open_room(room, opts, log=output.request_log)
     progress, done = _progress_display()
     job = ExportJob(

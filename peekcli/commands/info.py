@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from peekcli.commands.common import (
-    EXIT_CODES,
     guarded,
     homeserver_option,
     state_file_option,
     token_option,
 )
+from peekcli.errors import help_epilog
 
 if TYPE_CHECKING:
     from peekcli.probe import DoctorReport, RoomReport
@@ -31,7 +31,7 @@ def _common(f: Any) -> Any:
     return f
 
 
-@click.command(epilog=EXIT_CODES)
+@click.command(epilog=help_epilog("info"))
 @click.argument("room", metavar="ROOM")
 @homeserver_option(
     "Client API URL of the homeserver to ask. Default: the server named by the room."
@@ -118,7 +118,7 @@ def _write_json(doc: dict[str, Any]) -> None:
     sys.stdout.buffer.flush()
 
 
-@click.command(epilog=EXIT_CODES)
+@click.command(epilog=help_epilog("doctor"))
 @click.argument("homeserver", required=False, metavar="[HOMESERVER]")
 @click.option(
     "--room",
@@ -145,9 +145,7 @@ def doctor(homeserver: str | None, **kw: Any) -> None:
     initialSync, /events peeking and /messages. Prints a pass/fail table (plain lines when
     piped) and the stream peek will use.
 
-    Exits 0 only when watching works; 7 when no identity can be had (guests refused, no
-    login), 3 when the test room cannot be read, 8 when neither /events nor /messages works,
-    1 when the server cannot be reached or no room could be found to test with.
+    Exits 0 only when watching works; the other codes say what failed (listed below).
 
     \b
     Examples:

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from peekcli.commands.common import (
-    EXIT_CODES,
     fail_usage,
     guarded,
     homeserver_option,
@@ -17,14 +16,15 @@ from peekcli.commands.common import (
     state_file_option,
     token_option,
 )
+from peekcli.errors import help_epilog
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from peekcli.rooms import PublicRoom
+    from peekcli.matrix.directory import PublicRoom
 
 
-@click.command("rooms", epilog=EXIT_CODES)
+@click.command("rooms", epilog=help_epilog("rooms"))
 @click.argument("server", required=False)
 @click.option("--search", metavar="TERM", help="Only rooms whose name, alias or topic has TERM.")
 @click.option(
@@ -78,12 +78,13 @@ def _list(
     page_size: int,
 ) -> None:
     from peekcli.auth import choose_identity
-    from peekcli.client import MatrixClient
     from peekcli.commands import output
-    from peekcli.config import effective
-    from peekcli.discovery import find_homeserver
+    from peekcli.connect import effective
     from peekcli.errors import UsageError
-    from peekcli.rooms import normalize_homeserver, public_rooms
+    from peekcli.matrix.client import MatrixClient
+    from peekcli.matrix.directory import public_rooms
+    from peekcli.matrix.discovery import find_homeserver
+    from peekcli.matrix.ids import normalize_homeserver
     from peekcli.state import CredentialStore, StateStore, credentials_path_for, default_state_path
 
     state_path = state_file or default_state_path()

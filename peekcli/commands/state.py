@@ -16,10 +16,10 @@ from peekcli.commands.common import (
     state_file_option,
 )
 from peekcli.commands.completion import complete_rooms
-from peekcli.errors import PeekError
+from peekcli.errors import PeekError, help_epilog
 
 
-@click.group(context_settings=CONTEXT)
+@click.group(context_settings=CONTEXT, epilog=help_epilog("state"))
 def state() -> None:
     """Inspect and edit saved stream positions (never shows tokens)."""
 
@@ -33,7 +33,7 @@ def _store(state_file: Path | None) -> Any:
     return StateStore(state_file or default_state_path())
 
 
-@state.command("path")
+@state.command("path", epilog=help_epilog("state path"))
 @_state_file
 def state_path(state_file: Path | None) -> None:
     """Print the state file's path.
@@ -45,7 +45,7 @@ def state_path(state_file: Path | None) -> None:
     click.echo(str(_store(state_file).path))
 
 
-@state.command("list")
+@state.command("list", epilog=help_epilog("state list"))
 @_state_file
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per room.")
 def state_list(state_file: Path | None, as_json: bool) -> None:
@@ -94,7 +94,7 @@ def state_list(state_file: Path | None, as_json: bool) -> None:
     guarded(run)
 
 
-@state.command("forget")
+@state.command("forget", epilog=help_epilog("state forget"))
 @_state_file
 @click.argument("room", shell_complete=complete_rooms)
 @homeserver_option("Only the position saved for this homeserver (default: every homeserver).")
@@ -110,7 +110,7 @@ def state_forget(state_file: Path | None, room: str, homeserver: str | None) -> 
     """
 
     def run() -> None:
-        from peekcli.rooms import normalize_homeserver, parse_room
+        from peekcli.matrix.ids import normalize_homeserver, parse_room
 
         store = _store(state_file)
         hs = normalize_homeserver(homeserver) if homeserver else None

@@ -1,15 +1,15 @@
-"""`peek watch` and `peek snapshot`: parse options into `RunOptions` and hand over to the core."""
+"""`peek watch` and `peek snapshot`: parse options into a plan and hand over to the core."""
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from peekcli.commands import delivery, output
 from peekcli.commands.common import (
-    EXIT_CODES,
     fail_usage,
     guarded,
     homeserver_option,
@@ -19,14 +19,16 @@ from peekcli.commands.common import (
     token_option,
 )
 from peekcli.commands.completion import complete_rooms
-from peekcli.errors import PeekError
+from peekcli.errors import PeekError, help_epilog
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from contextlib import AbstractContextManager
 
-    from peekcli.runner import RoomSession, RunOptions, Start
-    from peekcli.stream import Hooks, Sink
+    from peekcli.connect import ConnectOptions, GuestMode, RoomSession
+    from peekcli.follow.plan import Delivery, FollowOptions, Hooks, Start
+    from peekcli.sinks import Sink
+    from peekcli.sinks.exec import ExecPolicy
 
 
 def stream_options(f: Any) -> Any:
@@ -129,7 +131,7 @@ def stream_options(f: Any) -> Any:
     return f
 
 
-@click.command(epilog=EXIT_CODES)
+@click.command(epilog=help_epilog("watch"))
 @stream_options
 @click.option(
     "--timeout",
@@ -179,7 +181,7 @@ def watch(rooms: tuple[str, ...], **kw: Any) -> None:
     _run(rooms, kw, drain=False)
 
 
-@click.command(epilog=EXIT_CODES)
+@click.command(epilog=help_epilog("snapshot"))
 @stream_options
 @click.option(
     "--max-retries",
@@ -205,7 +207,7 @@ def snapshot(rooms: tuple[str, ...], **kw: Any) -> None:
     _run(rooms, kw, drain=True)
 
 
-def _guest_mode(guest: bool | None) -> str:
+def _guest_mode(guest: bool | None) -> GuestMode:
     """`--guest` → "force", `--no-guest` → "never"; a --guest beside a typed --token is a clash."""
     if guest is None:
         return "auto"
@@ -218,8 +220,9 @@ def _guest_mode(guest: bool | None) -> str:
 
 
 def _run(rooms: tuple[str, ...], kw: dict[str, Any], *, drain: bool) -> None:
+    from peekcli.connect import ConnectOptions
     from peekcli.filters import build_filter
-    from peekcli.runner import RunOptions
+    from peekcli.follow.plan import FollowOptions
 
     if kw["ephemeral"] and not kw["as_json"]:
         fail_usage("--ephemeral goes with --json")
@@ -237,74 +240,98 @@ def _run(rooms: tuple[str, ...], kw: dict[str, Any], *, drain: bool) -> None:
         )
     except PeekError as exc:
         fail_usage(exc.message)
-    opts = RunOptions(
+    where = ConnectOptions(
         homeserver=kw["homeserver"],
         token=kw["token"],
         state_path=kw["state_file"],
+        guest=_guest_mode(kw["guest"]),
+    )
+    opts = FollowOptions(
         history=kw["history"],
         from_token=kw["from_token"],
         reset=kw["reset"],
         timeout_ms=kw.get("timeout_ms", 0),
-        include_ephemeral=kw["ephemeral"],
         max_events=kw["max_events"],
         drain=drain,
         wait=not kw["no_wait"],
         max_retries=kw["max_retries"],
-        guest=_guest_mode(kw["guest"]),
         stream=kw["stream"],
         poll_interval=kw.get("poll_interval", 2.0),
         follow_upgrades=not kw["no_follow"],
+    )
+    out = Output(
+        as_json=kw["as_json"],
+        accept=accept,
+        include_ephemeral=kw["ephemeral"],
         exec_policy=delivery.exec_policy(kw),
     )
     if len(rooms) == 1:
-        guarded(lambda: _follow_one(rooms[0], opts, as_json=kw["as_json"], accept=accept))
+        guarded(lambda: _follow_one(rooms[0], where, opts, out))
     else:
-        guarded(lambda: _follow_rooms(rooms, opts, as_json=kw["as_json"], accept=accept))
+        guarded(lambda: _follow_rooms(rooms, where, opts, out))
+
+
+@dataclass
+class Output:
+    """What the command line asked about output, for every room of the run."""
+
+    as_json: bool
+    accept: Callable[[dict[str, Any]], bool] | None
+    include_ephemeral: bool
+    exec_policy: ExecPolicy | None
 
 
 def _follow_one(
     room: str,
-    opts: RunOptions,
+    where: ConnectOptions,
+    opts: FollowOptions,
+    out: Output,
     *,
-    as_json: bool,
-    accept: Callable[[dict[str, Any]], bool] | None = None,
     session: RoomSession | None = None,
     label: str | None = None,
     lock: AbstractContextManager[Any] | None = None,
 ) -> None:
-    from peekcli.runner import follow, open_room
+    from peekcli.connect import open_room
+    from peekcli.follow.upgrades import follow
 
     if session is None:
-        session = open_room(room, opts, log=output.request_log)
-    sink, on_start = _make_sink(as_json, room_label=label, session=session)
-    sink, on_start = delivery.with_exec(opts, sink, on_start, as_json=as_json)
-    hooks = _hooks()
-    if label is not None:
-        status, warn = hooks.status, hooks.warn
-        hooks.status = lambda m: status(None if m is None else f"{label}: {m}")
-        hooks.warn = lambda m: warn(f"{label}: {m}")
-    if on_start is not None and lock is not None:
-        unlocked_start = on_start
-
-        def on_start(start: Any) -> None:
-            with lock:
-                unlocked_start(start)
-
+        session = open_room(room, where, log=output.request_log)
+    plan = _delivery(out, session, label, lock)
     with session.store.room_lock(
         session.homeserver,
         session.room_id,
         wait=opts.wait,
         on_wait=lambda: note(f"waiting for another peek following {session.room_id}…"),
     ):
-        follow(session, opts, sink, hooks, on_start=on_start, accept=accept, lock=lock)
+        follow(session, opts, plan)
+
+
+def _delivery(
+    out: Output,
+    session: RoomSession,
+    label: str | None,
+    lock: AbstractContextManager[Any] | None,
+) -> Delivery:
+    """The delivery plan of one room: its sink (with --exec, the command), filter and hooks."""
+    from peekcli.follow.plan import Delivery
+
+    sink, on_start = _make_sink(out.as_json, room_label=label, session=session)
+    if out.exec_policy is not None:
+        sink = delivery.exec_sink(out.exec_policy, sink if out.as_json else None)
+        on_start = None
+    return Delivery(
+        sink=sink,
+        hooks=_hooks(label),
+        accept=out.accept,
+        include_ephemeral=out.include_ephemeral,
+        lock=lock,
+        on_start=on_start,
+        save_each_event=out.exec_policy is not None,
+    )
 
 
 def _follow_rooms(
-    rooms: tuple[str, ...],
-    opts: RunOptions,
-    *,
-    as_json: bool,
-    accept: Callable[[dict[str, Any]], bool] | None,
+    rooms: tuple[str, ...], where: ConnectOptions, opts: FollowOptions, out: Output
 ) -> None:
     """Several rooms: `watch` follows them side by side, `snapshot` drains them in turn.
 
@@ -312,23 +339,17 @@ def _follow_rooms(
     that failed (0 when none did).
     """
     from peekcli.commands.common import error
-    from peekcli.multiroom import RoomJob, exit_code, follow_rooms, open_rooms
+    from peekcli.follow.multiroom import RoomJob, exit_code, follow_rooms, open_rooms
 
     def failed(job: RoomJob, exc: Exception) -> None:
         message = str(exc)
         error(message if job.arg in message else f"{job.arg}: {message}")
 
-    jobs = open_rooms(rooms, opts, log=output.request_log, failed=failed, notice=note)
+    jobs = open_rooms(rooms, where, opts, log=output.request_log, failed=failed, notice=note)
     follow_rooms(
         jobs,
         lambda job, lock: _follow_one(
-            job.arg,
-            opts,
-            as_json=as_json,
-            accept=accept,
-            session=job.session,
-            label=job.label,
-            lock=lock,
+            job.arg, where, opts, out, session=job.session, label=job.label, lock=lock
         ),
         concurrent=not opts.drain,
         failed=failed,
@@ -347,11 +368,12 @@ def _make_sink(
     with `room_label` when several rooms share stdout.
     """
     if as_json:
-        from peekcli.render.jsonl import JsonLinesSink
+        from peekcli.sinks.jsonl import JsonLinesSink
 
         return JsonLinesSink(sys.stdout.buffer), None
     from peekcli.render.pretty import PrettyRenderer
-    from peekcli.render.terminal import PrettySink, make_console, room_info
+    from peekcli.render.terminal import make_console, room_info
+    from peekcli.sinks.terminal import PrettySink
 
     renderer = PrettyRenderer(
         seconds=output.seconds,
@@ -394,8 +416,9 @@ def _make_sink(
     return sink, on_start
 
 
-def _hooks() -> Hooks:
-    from peekcli.stream import Hooks
+def _hooks(label: str | None = None) -> Hooks:
+    """Status lines and warnings on stderr, marked with the room's label when there are several."""
+    from peekcli.follow.plan import Hooks
 
     outage = False
 
@@ -408,6 +431,9 @@ def _hooks() -> Hooks:
             outage = False
             return
         outage = True
-        show_status(message)
+        show_status(message if label is None else f"{label}: {message}")
 
-    return Hooks(status=status, warn=lambda m: note(m))
+    def warn(message: str) -> None:
+        note(message if label is None else f"{label}: {message}")
+
+    return Hooks(status=status, warn=warn)

@@ -1,12 +1,13 @@
-"""JSON lines: each event exactly as the server sent it, one per line, for jq and scripts."""
+"""JSON lines: each event exactly as the server sent it, one per line, for jq and scripts.
+
+Pure encoding; `peekcli.sinks.jsonl` writes the lines.
+"""
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any, BinaryIO
-
-from peekcli.render.reader import reader_gone
+from typing import Any
 
 # Characters a terminal may act on even inside a JSON string: C1 controls (CSI is U+009B), DEL,
 # bidi overrides and other invisible format characters. json.dumps escapes C0 itself.
@@ -27,19 +28,3 @@ def encode_event(event: Any) -> bytes:
         except UnicodeEncodeError:  # lone surrogates from the server's \\ud800 escapes
             pass
     return json.dumps(event, ensure_ascii=True, separators=(",", ":")).encode("ascii") + b"\n"
-
-
-class JsonLinesSink:
-    """Writes events to a binary stream; `flush` is called by the loop once per chunk."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self.stream = stream
-
-    def write(self, event: dict[str, Any]) -> None:
-        self.stream.write(encode_event(event))
-
-    def flush(self) -> None:
-        self.stream.flush()
-
-    def reader_gone(self) -> bool:
-        return reader_gone(self.stream)

@@ -48,7 +48,7 @@ class FakeStrategy:
         self.total = total
 
     def fetch(self, token: str, *, drain: bool) -> Any:
-        from peekcli.stream import Chunk
+        from peekcli.follow.strategies import Chunk
         from tests.bench.render import synthetic_event
 
         start = int(token)
@@ -58,18 +58,19 @@ class FakeStrategy:
 
 
 def child(mode: str, events: int) -> dict[str, int]:
+    from peekcli.follow.follower import Follower
     from peekcli.state import Position, StateStore
-    from peekcli.stream import Follower
 
     with tempfile.TemporaryDirectory() as tmp, open(os.devnull, "wb") as devnull_b:
         devnull = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - closed below
         if mode == "json":
-            from peekcli.render.jsonl import JsonLinesSink
+            from peekcli.sinks.jsonl import JsonLinesSink
 
             sink: Any = JsonLinesSink(devnull_b)
         else:
             from peekcli.render.pretty import PrettyRenderer
-            from peekcli.render.terminal import PrettySink, make_console
+            from peekcli.render.terminal import make_console
+            from peekcli.sinks.terminal import PrettySink
 
             sink = PrettySink(make_console(devnull, None), PrettyRenderer(homeserver="https://hs"))
         strategy = FakeStrategy(WARMUP)

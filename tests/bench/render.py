@@ -155,7 +155,8 @@ def _rate(events: int, seconds: float) -> float:
 
 def pretty_rate(chunk: list[dict[str, Any]], total: int, *, color: bool | None) -> float:
     from peekcli.render.pretty import PrettyRenderer
-    from peekcli.render.terminal import PrettySink, make_console
+    from peekcli.render.terminal import make_console
+    from peekcli.sinks.terminal import PrettySink
 
     rounds = max(1, math.ceil(total / len(chunk)))
     with open(os.devnull, "w", encoding="utf-8") as devnull:
@@ -173,7 +174,7 @@ def pretty_rate(chunk: list[dict[str, Any]], total: int, *, color: bool | None) 
 
 def json_seconds(chunk: list[dict[str, Any]], total: int) -> tuple[float, float, int]:
     """(peek's JSON sink, json.dumps) seconds for the same events, interleaved per round."""
-    from peekcli.render.jsonl import JsonLinesSink
+    from peekcli.sinks.jsonl import JsonLinesSink
 
     rounds = max(1, math.ceil(total / len(chunk)))
     sink_time = dumps_time = 0.0

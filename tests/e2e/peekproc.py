@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.exitcodes import check_declared
+
 
 def peek_command() -> list[str]:
     script = Path(sys.executable).with_name("peek")
@@ -37,7 +39,7 @@ def peek_env(state_file: Path, **extra: str) -> dict[str, str]:
 def run_peek(
     *args: str, state_file: Path, timeout: float = 60, **env: str
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    done = subprocess.run(
         [*peek_command(), *args],
         env=peek_env(state_file, **env),
         capture_output=True,
@@ -45,6 +47,8 @@ def run_peek(
         timeout=timeout,
         stdin=subprocess.DEVNULL,
     )
+    check_declared(args, done.returncode)
+    return done
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -102,6 +106,7 @@ class Watcher:
             if self.proc.poll() is None:
                 self.proc.kill()
         assert self.proc.stderr is not None
+        check_declared(["watch"], code)
         return code, self.proc.stderr.read()
 
     def rest(self) -> list[str]:

@@ -29,7 +29,7 @@ import requests
 from tests.e2e.peekproc import Watcher, json_lines, peek_command, peek_env, run_peek
 from tests.homeserver import Homeserver, User
 
-#: Events per /events request (peekcli.stream.BATCH_LIMIT, Synapse's maximum).
+#: Events per /events request (peekcli.follow.strategies.BATCH_LIMIT, Synapse's maximum).
 CHUNK = 1000
 #: The pipe size set for a reader that stops reading: small, so the writer blocks early.
 PIPE_SIZE = 4096

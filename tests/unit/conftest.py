@@ -11,6 +11,7 @@ import responses
 from click.testing import CliRunner, Result
 
 from peekcli.cli import cli
+from tests.exitcodes import check_declared
 from tests.unit.mockhs import FakeHomeserver
 
 
@@ -20,6 +21,20 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+
+
+@pytest.fixture(autouse=True)
+def _exits_are_declared(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every `peek …` a test runs must end with a code its command's --help lists."""
+    invoke = CliRunner.invoke
+
+    def checked(self: CliRunner, command: Any, args: Any = None, *rest: Any, **kw: Any) -> Result:
+        result = invoke(self, command, args, *rest, **kw)
+        if command is cli and isinstance(args, (list, tuple)):
+            check_declared(args, result.exit_code)
+        return result
+
+    monkeypatch.setattr(CliRunner, "invoke", checked)
 
 
 @pytest.fixture

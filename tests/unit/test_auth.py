@@ -18,7 +18,7 @@ import requests
 import responses
 
 from peekcli import auth
-from peekcli.client import MatrixClient
+from peekcli.matrix.client import MatrixClient
 from peekcli.state import CredentialStore
 from tests.unit.conftest import lines
 from tests.unit.mockhs import HS, ROOM, FakeHomeserver, message
@@ -258,8 +258,9 @@ def test_identity_says_who_watches_and_whether_they_joined() -> None:
 def test_runner_exposes_the_identity_and_its_membership(
     ahs: AuthHomeserver, state_file: Path
 ) -> None:
-    from peekcli.runner import RunOptions, Start, follow, open_room
-    from peekcli.stream import Hooks
+    from peekcli.connect import ConnectOptions, open_room
+    from peekcli.follow.plan import Delivery, FollowOptions, Start
+    from peekcli.follow.upgrades import follow
 
     store_login(state_file, ahs.issue())
     ahs.history = [message(1)]
@@ -272,9 +273,12 @@ def test_runner_exposes_the_identity_and_its_membership(
         def reader_gone(self) -> bool:
             return False
 
-    opts = RunOptions(homeserver=HS, state_path=state_file, drain=True, timeout_ms=0)
-    session = open_room(ROOM, opts)
-    follow(session, opts, Sink(), Hooks(), on_start=starts.append)
+    session = open_room(ROOM, ConnectOptions(homeserver=HS, state_path=state_file))
+    follow(
+        session,
+        FollowOptions(drain=True, timeout_ms=0),
+        Delivery(Sink(), on_start=starts.append),
+    )
     (start,) = starts
     assert (start.identity.kind, start.identity.user_id) == ("login", "@alice:hs.test")
     assert start.identity.device_id == "PEEKDEV"

@@ -14,7 +14,7 @@ import responses
 from rich.console import Console
 
 from peekcli.commands.rooms import directory_table
-from peekcli.rooms import PublicRoom
+from peekcli.matrix.directory import PublicRoom
 from tests.unit.mockhs import HS, FakeHomeserver
 
 PUBLIC_ROOMS = re.compile(re.escape(HS) + r"/_matrix/client/v3/publicRooms.*")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -181,3 +182,24 @@ def test_json_report(rsps: responses.RequestsMock, doctor: Any) -> None:
 def test_no_homeserver_is_a_usage_error(doctor: Any) -> None:
     result = doctor()
     assert result.exit_code == 2 and "HOMESERVER" in result.stderr
+
+
+def test_a_test_room_that_does_not_exist_exits_4_as_documented(
+    rsps: responses.RequestsMock, doctor: Any
+) -> None:
+    """The docs said 1 while doctor exited 4: now the README and `--help` both say 4."""
+    from pathlib import Path
+
+    sim(rsps, "synapse")
+    rsps.add(
+        responses.GET,
+        re.compile(re.escape(HS) + r"/_matrix/client/v3/directory/room/.*"),
+        json={"errcode": "M_NOT_FOUND", "error": "Room alias not found"},
+        status=404,
+    )
+    result = doctor(HS, "--room", "#nope:hs.test")
+    assert result.exit_code == 4
+    assert table(result)["test room"][0] == "FAIL"
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    doctor_section = readme.split("### `peek doctor [SERVER]`", 1)[1].split("\n#", 1)[0]
+    assert "4 when the `--room` given is not found" in " ".join(doctor_section.split())

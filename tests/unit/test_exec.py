@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from peekcli import stream
+from peekcli import retry as stream
 from peekcli.errors import ExecFailed
-from peekcli.execsink import ExecPolicy, ExecSink
 from peekcli.render.jsonl import encode_event
+from peekcli.sinks.exec import ExecPolicy, ExecSink
 from tests.unit.conftest import lines, saved
 from tests.unit.mockhs import HS, ROOM, FakeHomeserver, message
 

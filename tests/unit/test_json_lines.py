@@ -11,7 +11,8 @@ import json
 
 import pytest
 
-from peekcli.render.jsonl import JsonLinesSink, encode_event
+from peekcli.render.jsonl import encode_event
+from peekcli.sinks.jsonl import JsonLinesSink
 
 
 def _event(body: str) -> dict[str, object]:

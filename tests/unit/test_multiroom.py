@@ -14,7 +14,7 @@ import responses
 
 from peekcli import signals
 from peekcli.errors import EXIT_SIGINT, Stopped
-from peekcli.multiroom import RoomJob, follow_rooms, labels
+from peekcli.follow.multiroom import RoomJob, follow_rooms, labels
 from tests.unit.conftest import lines, saved
 from tests.unit.mockhs import HS, ROOM, FakeHomeserver, message
 

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs
 import pytest
 import responses
 
-from peekcli import oauth
+from peekcli.matrix import oauth
 from tests.unit.conftest import lines
 from tests.unit.mockhs import HS, ROOM, message
 from tests.unit.test_auth import AuthHomeserver, creds_path, stored

@@ -19,7 +19,8 @@ from rich.style import Style
 
 from peekcli.render.context import PALETTE_HEX
 from peekcli.render.pretty import PrettyRenderer
-from peekcli.render.terminal import PrettySink, make_console
+from peekcli.render.terminal import make_console
+from peekcli.sinks.terminal import PrettySink
 from tests.unit.timelinehs import HS, TimelineHS
 
 ROOM = "!chat:hs.test"

@@ -1,7 +1,7 @@
 """Never lose the stream: every failure class, backoff, rate limits, token renewal, bad state files.
 
 Faults are injected with `responses` in front of the scripted homeserver. The loop's waits go
-through `peekcli.stream.pause` and its jitter through `peekcli.stream.jitter`; the `waits` fixture
+through `peekcli.retry.pause` and its jitter through `peekcli.retry.jitter`; the `waits` fixture
 records the one and pins the other to its upper bound, so the backoff is exact and takes no time.
 """
 
@@ -23,8 +23,10 @@ import requests
 import responses
 from click.testing import CliRunner
 
-from peekcli import stream
+from peekcli import retry as stream
 from peekcli.cli import cli
+from peekcli.follow.follower import Follower
+from peekcli.follow.strategies import Chunk
 from tests.unit.conftest import lines, saved
 from tests.unit.mockhs import HS, ROOM, FakeHomeserver, message
 
@@ -489,8 +491,8 @@ def test_state_file_from_a_newer_peek_asks_for_an_upgrade(
 class _OneChunk:
     kind = "events"
 
-    def fetch(self, token: str, *, drain: bool) -> stream.Chunk:
-        return stream.Chunk([message(1), message(2)], start=token, end="t2")
+    def fetch(self, token: str, *, drain: bool) -> Chunk:
+        return Chunk([message(1), message(2)], start=token, end="t2")
 
 
 def test_a_reader_that_leaves_right_after_the_flush_has_the_batch_saved(tmp_path: Path) -> None:
@@ -498,7 +500,7 @@ def test_a_reader_that_leaves_right_after_the_flush_has_the_batch_saved(tmp_path
     its next step. What head read counts as delivered: the position is saved, then 141."""
     import os
 
-    from peekcli.render.jsonl import JsonLinesSink
+    from peekcli.sinks.jsonl import JsonLinesSink
     from peekcli.state import Position, StateStore
 
     read_fd, write_fd = os.pipe()
@@ -513,7 +515,7 @@ def test_a_reader_that_leaves_right_after_the_flush_has_the_batch_saved(tmp_path
 
     out = HeadLeavesAfterFlush(io.FileIO(write_fd, "wb"))
     store = StateStore(tmp_path / "state.json")
-    follower = stream.Follower(
+    follower = Follower(
         store=store,
         homeserver=HS,
         room_id=ROOM,

@@ -9,7 +9,7 @@ import pytest
 import responses
 
 from peekcli.errors import UsageError
-from peekcli.rooms import RoomRef, parse_room
+from peekcli.matrix.ids import RoomRef, parse_room
 from tests.unit.conftest import lines, saved
 from tests.unit.mockhs import HS, ROOM, FakeHomeserver, message
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import responses
 
-from peekcli import stream
+from peekcli import retry as stream
 from tests.unit.mockhs import HS, ROOM, FakeHomeserver, message
 
 NAME = "example.test"
@@ -63,7 +63,7 @@ def test_well_known_pointing_to_plain_http_is_refused_and_gets_no_token(
 def test_well_known_plain_http_on_loopback_is_still_accepted(
     rsps: responses.RequestsMock,
 ) -> None:
-    from peekcli.discovery import discover
+    from peekcli.matrix.discovery import discover
 
     local = "http://127.0.0.1:8008"
     rsps.add(responses.GET, WELL_KNOWN, json={"m.homeserver": {"base_url": local}})

@@ -12,19 +12,19 @@ import pytest
 import requests
 import responses
 
-from peekcli.client import MatrixClient
 from peekcli.errors import NetworkError, Stopped
-from peekcli.state import Position, StateStore
-from peekcli.stream import (
+from peekcli.follow.follower import Follower
+from peekcli.follow.plan import Hooks
+from peekcli.follow.strategies import (
     POLL_MAX_INTERVAL,
     AutoStrategy,
     Chunk,
     EventsStrategy,
-    Follower,
-    Hooks,
     MessagesStrategy,
-    RetryPolicy,
 )
+from peekcli.matrix.client import MatrixClient
+from peekcli.retry import RetryPolicy
+from peekcli.state import Position, StateStore
 from tests.unit.conftest import lines, saved
 from tests.unit.mockhs import HS, ROOM, message
 from tests.unit.simhs import SimServer, messages

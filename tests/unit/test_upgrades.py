@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import responses
 
-from peekcli.upgrades import Cursor, replacement_of
+from peekcli.follow.strategies import Cursor
+from peekcli.matrix.events import replacement_of
 from tests.unit.conftest import lines, saved
 from tests.unit.timelinehs import HS, NEW, NEWER, OLD, TimelineHS
 

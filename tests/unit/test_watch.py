@@ -283,10 +283,10 @@ def test_forgotten_stored_guest_is_replaced_on_a_first_run(
 def test_a_first_run_during_an_outage_retries_initial_sync(
     hs: FakeHomeserver, peek, monkeypatch
 ) -> None:
-    import peekcli.stream
+    import peekcli.retry
 
     waits: list[float] = []
-    monkeypatch.setattr(peekcli.stream, "pause", waits.append)
+    monkeypatch.setattr(peekcli.retry, "pause", waits.append)
     hs.history = [message(1)]
     hs.chain([])
     failures = iter([(503, {"errcode": "M_UNKNOWN", "error": "down"})] * 2)

@@ -20,6 +20,7 @@ from peekcli.errors import (
     MatrixError,
     NetworkError,
     NotFoundError,
+    PeekError,
     RateLimited,
     TokenRejected,
     UnrecognizedError,
@@ -327,3 +328,21 @@ def _reason(exc: requests.exceptions.RequestException) -> str:
         if needle in text:
             return label
     return type(exc).__name__
+
+
+#: Longest server software string we pass on (it is untrusted text).
+MAX_SOFTWARE = 80
+
+
+def server_software(client: MatrixClient) -> str | None:
+    """`Synapse 1.163.2` from `GET /_matrix/federation/v1/version`, or None when not served."""
+    try:
+        reply = client.federation_version()
+    except PeekError:
+        return None
+    server = reply.get("server")
+    if not isinstance(server, dict):
+        return None
+    parts = [server.get("name"), server.get("version")]
+    text = " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
+    return text[:MAX_SOFTWARE] or None

@@ -19,10 +19,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from peekcli.client import RequestLog
+from peekcli.connect import ConnectOptions, RoomSession, open_room
 from peekcli.errors import PeekError
-from peekcli.rooms import parse_room
-from peekcli.runner import RoomSession, RunOptions, open_room
+from peekcli.follow.plan import FollowOptions
+from peekcli.matrix.client import RequestLog
+from peekcli.matrix.ids import parse_room
 
 LABEL_WIDTH = 12
 
@@ -56,7 +57,8 @@ def labels(rooms: Sequence[str]) -> list[str]:
 
 def open_rooms(
     rooms: Sequence[str],
-    opts: RunOptions,
+    where: ConnectOptions,
+    opts: FollowOptions,
     *,
     log: RequestLog | None = None,
     failed: Callable[[RoomJob, PeekError], None],
@@ -70,8 +72,8 @@ def open_rooms(
     for arg, label in zip(unique, labels(unique), strict=True):
         job = RoomJob(arg, label)
         try:
-            job.session = open_room(arg, opts, log=log, token_homeserver=token_home)
-            if opts.token and token_home is None:
+            job.session = open_room(arg, where, log=log, token_homeserver=token_home)
+            if where.token and token_home is None:
                 token_home = job.session.homeserver
         except PeekError as exc:
             job.error = exc
@@ -87,7 +89,7 @@ def open_rooms(
     return jobs
 
 
-def followed_room(session: RoomSession, opts: RunOptions) -> str:
+def followed_room(session: RoomSession, opts: FollowOptions) -> str:
     """The room a run will follow: a known upgrade (redirect) leads on to its replacement.
 
     An old room id and its replacement's alias are then one room, followed once: two threads

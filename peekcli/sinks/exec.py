@@ -20,18 +20,24 @@ import shlex
 import shutil
 import signal
 import subprocess
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Literal
 
-from peekcli import stream
+from peekcli import retry as backoff
 from peekcli.errors import ExecFailed, UsageError
 from peekcli.render.jsonl import encode_event
-from peekcli.stream import RetryPolicy, Sink
+from peekcli.retry import RetryPolicy
+from peekcli.sinks import Sink
 
 #: Never handed to CMD: a token in the environment would leak into whatever CMD runs or logs.
 _SECRET_ENV = ("PEEK_ACCESS_TOKEN",)
+
+
+#: `--exec-failure`: stop (exit 9), skip the event with a warning, or retry it with backoff.
+ExecFailure = Literal["stop", "skip", "retry"]
+#: `--exec-output`: where CMD's stdout goes.
+ExecOutput = Literal["stderr", "stdout"]
 
 
 @dataclass
@@ -39,9 +45,9 @@ class ExecPolicy:
     """What `--exec`, `--exec-failure`, `--exec-timeout` and `--exec-output` asked for."""
 
     argv: list[str]
-    failure: str = "stop"
+    failure: ExecFailure = "stop"
     timeout: float | None = None
-    output: str = "stderr"
+    output: ExecOutput = "stderr"
     #: With `failure="retry"`: give up (exit 9) after this many retries; None: for ever.
     max_retries: int | None = None
 
@@ -102,10 +108,8 @@ class ExecSink:
         self.warn = warn
         self.room_id = room_id
         self.retry = retry or RetryPolicy(max_retries=policy.max_retries)
-        # stream.pause (not time.sleep itself): tests swap it to watch backoffs without waiting.
-        self.sleep: Callable[[float], None] = (
-            sleep if sleep is not None else getattr(stream, "pause", time.sleep)
-        )
+        # backoff.pause (not time.sleep itself): tests swap it to watch backoffs without waiting.
+        self.sleep: Callable[[float], None] = sleep if sleep is not None else backoff.pause
         self.runs = 0
 
     # -- Sink ------------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 
 import requests
 
-from peekcli.client import CONNECT_TIMEOUT, JSON, MatrixClient
 from peekcli.errors import (
     MatrixError,
     NetworkError,
@@ -28,6 +27,7 @@ from peekcli.errors import (
     RateLimited,
     UnrecognizedError,
 )
+from peekcli.matrix.client import CONNECT_TIMEOUT, JSON, MatrixClient
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 REFRESH_GRANT = "refresh_token"

@@ -1,4 +1,4 @@
-"""Room references as people share them, and turning them into a room id on a homeserver.
+"""Room references as people share them, server names and homeserver URLs: parsing only.
 
 Accepted (Matrix spec, appendices "Identifier grammar" and "URIs"): `!id:server`, `!id` (room
 version 12 ids carry no server), `#alias:server`, `https://matrix.to/#/…` links (percent-encoded
@@ -9,16 +9,10 @@ or not, with `?via=` and event permalinks) and `matrix:r/…` / `matrix:roomid/�
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from peekcli.errors import NetworkError, NotFoundError, UsageError
-
-if TYPE_CHECKING:
-    from peekcli.client import MatrixClient
-    from peekcli.state import StateStore
+from peekcli.errors import UsageError
 
 #: A server name: DNS name, IPv4 or bracketed IPv6 literal, optional port. Strict, because it ends
 #: up in a discovery URL (`https://NAME/.well-known/…`): no path, user info or query can sneak in.
@@ -134,127 +128,3 @@ def normalize_homeserver(url: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise UsageError(f"not a homeserver URL: {url!r} (expected https://host[:port])")
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
-
-
-def resolve(client: MatrixClient, ref: RoomRef, store: StateStore | None = None) -> str:
-    """The room id for `ref`: ids as they are; aliases through the directory, remembered.
-
-    A remembered alias keeps the saved position reachable when the alias is later removed or the
-    directory is unreachable.
-    """
-    if not ref.is_alias:
-        return ref.value
-    try:
-        reply = client.resolve_alias(ref.value)
-    except NotFoundError:
-        known = store.known_alias(client.base_url, ref.value) if store else None
-        if known:
-            return known
-        raise NotFoundError(
-            f"room alias {ref.value} not found on {client.base_url}", status=404
-        ) from None
-    except NetworkError:
-        known = store.known_alias(client.base_url, ref.value) if store else None
-        if known:
-            return known
-        raise
-    room_id = reply.get("room_id")
-    if not isinstance(room_id, str) or not room_id.startswith("!"):
-        raise NetworkError(f"{client.base_url} resolved {ref.value} to no usable room id")
-    if store is not None:
-        store.remember_alias(client.base_url, ref.value, room_id)
-    return room_id
-
-
-@dataclass(frozen=True)
-class PublicRoom:
-    """One entry of a room directory, with the fields `peek rooms` shows (server text, raw)."""
-
-    room_id: str
-    alias: str | None = None
-    name: str | None = None
-    topic: str | None = None
-    members: int | None = None
-    world_readable: bool = False
-    guest_can_join: bool = False
-    join_rule: str | None = None
-    room_type: str | None = None
-
-    @property
-    def address(self) -> str:
-        """What to pass to `peek watch`: the alias when there is one."""
-        return self.alias or self.room_id
-
-    @classmethod
-    def from_chunk(cls, item: Any) -> PublicRoom | None:
-        if not isinstance(item, dict) or not isinstance(item.get("room_id"), str):
-            return None
-
-        def text(key: str) -> str | None:
-            value = item.get(key)
-            return value if isinstance(value, str) and value else None
-
-        members = item.get("num_joined_members")
-        return cls(
-            room_id=item["room_id"],
-            alias=text("canonical_alias"),
-            name=text("name"),
-            topic=text("topic"),
-            members=members if isinstance(members, int) and not isinstance(members, bool) else None,
-            world_readable=item.get("world_readable") is True,
-            guest_can_join=item.get("guest_can_join") is True,
-            join_rule=text("join_rule"),
-            room_type=text("room_type"),
-        )
-
-
-def public_rooms(
-    client: MatrixClient,
-    *,
-    search: str | None = None,
-    limit: int | None = None,
-    page_size: int = 100,
-    authenticate: Callable[[], Callable[[], bool]],
-) -> Iterator[PublicRoom]:
-    """The room directory, page after page (`since`), up to `limit` rooms (None: all).
-
-    Asked without a token first: a directory is public on most servers, and nobody's identity
-    needs to be spent on it. On 401 `authenticate()` sets the client's token (the identity a
-    watch would use: given token, stored login or guest) and returns its renewal; a guest token
-    that has gone stale is renewed once.
-    """
-    from peekcli.errors import TokenRejected
-
-    since: str | None = None
-    seen: set[str] = set()
-    count = 0
-    authed = False
-    renew: Callable[[], bool] | None = None
-    while limit is None or count < limit:
-        ask = page_size if limit is None else min(page_size, limit - count)
-        try:
-            reply = client.public_rooms(limit=ask, since=since, search=search, auth=authed)
-        except TokenRejected:
-            if not authed:
-                renew, authed = authenticate(), True
-                continue
-            if renew is not None and renew():
-                renew = None
-                continue
-            raise
-        chunk = reply.get("chunk")
-        if not isinstance(chunk, list):
-            raise NetworkError(f"{client.base_url} sent a room directory page without a chunk")
-        for item in chunk:
-            room = PublicRoom.from_chunk(item)
-            if room is None:
-                continue
-            yield room
-            count += 1
-            if limit is not None and count >= limit:
-                return
-        nxt = reply.get("next_batch")
-        if not chunk or not isinstance(nxt, str) or not nxt or nxt in seen:
-            return
-        seen.add(nxt)
-        since = nxt

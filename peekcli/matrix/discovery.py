@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from peekcli.errors import NetworkError, PeekError, UsageError
-from peekcli.rooms import is_server_name, normalize_homeserver
+from peekcli.matrix.ids import is_server_name, normalize_homeserver
 
 if TYPE_CHECKING:
-    from peekcli.client import RequestLog
+    from peekcli.matrix.client import RequestLog
     from peekcli.state import StateStore
 
 WELL_KNOWN = "/.well-known/matrix/client"
@@ -103,7 +103,7 @@ def _get(session: Any, url: str, log: RequestLog | None) -> tuple[int, Any] | st
     """(status, JSON or None) or a short reason why there was no answer."""
     import requests
 
-    from peekcli.client import _reason
+    from peekcli.matrix.client import _reason
 
     try:
         resp = session.get(url, timeout=TIMEOUT, headers={"Accept": "application/json"})

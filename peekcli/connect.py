@@ -1,0 +1,179 @@
+"""One way to open a room for every command: homeserver, stores, identity, room id.
+
+The homeserver comes from `--homeserver` (or `PEEK_HOMESERVER`, which click reads), else the
+config file, else discovery from the server name in the room reference; the state file gives
+the stores; `peekcli.auth` picks the identity; an alias becomes a room id (remembered, so a
+saved position stays reachable when the directory is not).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from peekcli.auth import Identity, choose_identity
+from peekcli.config import Config, load_config
+from peekcli.errors import ForbiddenError, NetworkError, NotFoundError, PeekError, UsageError
+from peekcli.matrix.client import API, MatrixClient, RequestLog, q
+from peekcli.matrix.discovery import discover
+from peekcli.matrix.events import predecessor_of
+from peekcli.matrix.ids import RoomRef, normalize_homeserver, parse_room
+from peekcli.state import CredentialStore, StateStore, credentials_path_for, default_state_path
+
+#: `--guest` → "force", `--no-guest` → "never", neither → "auto" (login or token, else a guest).
+GuestMode = Literal["auto", "force", "never"]
+
+
+@dataclass(frozen=True)
+class ConnectOptions:
+    """Who reads, and where: what every command that opens a room was given."""
+
+    homeserver: str | None = None
+    token: str | None = None
+    state_path: Path | None = None
+    guest: GuestMode = "auto"
+
+
+def effective(
+    homeserver: str | None, token: str | None, config: Config | None = None
+) -> tuple[str | None, str | None]:
+    """The homeserver and token to use, the config filling what options and env left open."""
+    cfg = config if config is not None else load_config()
+    if homeserver is None and cfg.homeserver is not None:
+        homeserver = cfg.homeserver
+    if token is None and cfg.token is not None and homeserver is not None:
+        # cfg.homeserver is set whenever cfg.token is (load_config checks it).
+        same = normalize_homeserver(homeserver) == normalize_homeserver(cfg.homeserver or "")
+        token = cfg.token if same else None
+    return homeserver, token
+
+
+@dataclass
+class RoomSession:
+    """An opened room: the client (with its identity's token), the stores, the room id."""
+
+    client: MatrixClient
+    store: StateStore
+    creds: CredentialStore
+    homeserver: str
+    ref: RoomRef
+    room_id: str
+    identity: Identity
+    renew: Callable[[], bool] = field(default=lambda: False)
+
+
+def forbidden(session: RoomSession, exc: ForbiddenError) -> ForbiddenError:
+    """Exit 3 naming the room and the identity that may not read it."""
+    return ForbiddenError(
+        f"cannot read {session.ref.value}: it is not world-readable and "
+        f"{session.identity.describe()} has not joined it ({exc.errcode or 'HTTP 403'})",
+        status=exc.status,
+        errcode=exc.errcode,
+    )
+
+
+def homeserver_for(
+    ref: RoomRef,
+    given: str | None,
+    store: StateStore | None = None,
+    log: RequestLog | None = None,
+) -> str:
+    """`--homeserver` (or env, or config) as given; else discovered from the room's server."""
+    if given:
+        return normalize_homeserver(given)
+    if ref.server_name:
+        return discover(ref.server_name, store=store, log=log)
+    raise UsageError(f"{ref.value} names no server: give --homeserver (or PEEK_HOMESERVER)")
+
+
+def open_room(
+    room: str,
+    opts: ConnectOptions,
+    log: RequestLog | None = None,
+    token_homeserver: str | None = None,
+) -> RoomSession:
+    """Parse and resolve the room, and pick the identity that will watch it.
+
+    `token_homeserver`: where a given `--token` was already sent (several rooms in one run); a
+    room on another homeserver is refused before the token could reach that server.
+    """
+    ref = parse_room(room)
+    state_path = opts.state_path or default_state_path()
+    store = StateStore(state_path)
+    given, token = effective(opts.homeserver, opts.token)
+    homeserver = homeserver_for(ref, given, store, log)
+    if opts.token and token_homeserver is not None and homeserver != token_homeserver:
+        raise UsageError(
+            f"{room} is on {homeserver}, but the given token belongs to {token_homeserver}: "
+            "a token is only sent to its own homeserver; follow that room in a run of its own"
+        )
+    creds = CredentialStore(credentials_path_for(state_path))
+    client = MatrixClient(homeserver, log=log)
+    identity, renew = choose_identity(client, creds, token=token, guest=opts.guest)
+    remembered = store.known_alias(homeserver, ref.value) if ref.is_alias else None
+    room_id = resolve(client, ref, store)
+    if remembered is not None and remembered != room_id:
+        room_id = _moved_alias(client, store, homeserver, ref.value, remembered, room_id)
+    return RoomSession(client, store, creds, homeserver, ref, room_id, identity, renew)
+
+
+def _moved_alias(
+    client: MatrixClient, store: StateStore, homeserver: str, alias: str, old: str, new: str
+) -> str:
+    """The room to follow when an alias peek reached `old` by now names `new`.
+
+    A room upgrade moves the alias to the new room before peek sees the old room's tombstone:
+    starting afresh in `new` would skip the end of `old` and the start of `new`. So while `old`
+    has a saved position not yet handed over (no redirect) and `new` descends from it
+    (`m.room.create` predecessors), peek goes on in `old`, whose tombstone leads on to `new`
+    from its start. Any other move (the alias given to an unrelated room) follows the alias.
+    """
+    if store.get(homeserver, old) is None or store.redirect_of(homeserver, old) is not None:
+        return new
+    room, seen = new, {new}
+    for _ in range(10):  # a chain of upgrades since the last run
+        try:
+            create = client.request("GET", f"{API}/rooms/{q(room)}/state/m.room.create/")
+        except PeekError:
+            return new  # cannot tell: follow the alias
+        found = predecessor_of(create)
+        if found == old:
+            store.remember_alias(homeserver, alias, old)  # until the hand-over is done
+            return old
+        if found is None or found in seen:
+            return new
+        room = found
+        seen.add(room)
+    return new
+
+
+def resolve(client: MatrixClient, ref: RoomRef, store: StateStore | None = None) -> str:
+    """The room id for `ref`: ids as they are; aliases through the directory, remembered.
+
+    A remembered alias keeps the saved position reachable when the alias is later removed or the
+    directory is unreachable.
+    """
+    if not ref.is_alias:
+        return ref.value
+    try:
+        reply = client.resolve_alias(ref.value)
+    except NotFoundError:
+        known = store.known_alias(client.base_url, ref.value) if store else None
+        if known:
+            return known
+        raise NotFoundError(
+            f"room alias {ref.value} not found on {client.base_url}", status=404
+        ) from None
+    except NetworkError:
+        known = store.known_alias(client.base_url, ref.value) if store else None
+        if known:
+            return known
+        raise
+    room_id = reply.get("room_id")
+    if not isinstance(room_id, str) or not room_id.startswith("!"):
+        raise NetworkError(f"{client.base_url} resolved {ref.value} to no usable room id")
+    if store is not None:
+        store.remember_alias(client.base_url, ref.value, room_id)
+    return room_id

@@ -1,0 +1,189 @@
+"""The stream loop: a strategy yields chunks; one place owns "write, flush, then save position".
+
+Nothing else advances a position. A chunk's events are written to the sink, the sink is flushed,
+and only then is the chunk's `end` saved. When a run stops inside a chunk (`--max-events`, a
+signal, a closed pipe) the saved position is the chunk's start plus the id of the last event that
+was written, and the next run skips through that event: nothing is lost and nothing repeats.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+from peekcli import retry as backoff
+from peekcli import signals
+from peekcli.follow.plan import Hooks
+from peekcli.follow.strategies import Chunk, Strategy
+from peekcli.matrix.client import JSON
+from peekcli.matrix.events import is_ephemeral, replacement_of
+from peekcli.retry import RetryPolicy, retrying
+from peekcli.sinks import Sink
+from peekcli.state import Position, StateStore
+
+_NO_DEFER = contextlib.nullcontext()
+
+
+@dataclass
+class Follower:
+    """Follows one room from a position, delivering to a sink and saving after every chunk."""
+
+    store: StateStore
+    homeserver: str
+    room_id: str
+    strategy: Strategy
+    sink: Sink
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    hooks: Hooks = field(default_factory=Hooks)
+    include_ephemeral: bool = False
+    accept: Callable[[JSON], bool] | None = None
+    max_events: int | None = None
+    alias: str | None = None
+    #: Held around each chunk's "write, flush, save" when several rooms share one output.
+    lock: AbstractContextManager[Any] | None = None
+    #: Save the position after every event the sink took, not only after every chunk (--exec).
+    save_each_event: bool = False
+    sleep: Callable[[float], None] = field(default_factory=lambda: backoff.pause)
+    clock: Callable[[], float] = time.monotonic
+    delivered: int = 0
+    saved: Position | None = None
+    #: The replacement room, once a delivered chunk held a tombstone naming one: `run` stops
+    #: after that chunk and every later save records it (see peekcli/follow/upgrades.py).
+    tombstone: str | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.max_events is not None and self.delivered >= self.max_events
+
+    def deliver_history(self, chunk: Chunk) -> None:
+        """Print initialSync's last events and save its `end` as the first position."""
+        self._deliver(chunk, skip_through=None)
+
+    def run(self, position: Position, *, drain: bool) -> None:
+        """Follow from `position` until drained (`drain`), `max_events`, or for ever."""
+        self.saved = position
+        token, skip = position.token, position.last_event_id
+        while not self.done and self.tombstone is None:
+            started = self.clock()
+            chunk = self._fetch(token, drain=drain)
+            self._deliver(chunk, skip_through=skip, partial_resume=position.partial)
+            skip = None
+            if drain and (not chunk.events or chunk.end == token):
+                return
+            if not chunk.events and not drain and self.clock() - started < 0.5:
+                # A server that answers an idle long-poll at once would make this a busy loop.
+                self.sleep(1.0)
+            token = chunk.end
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _fetch(self, token: str, *, drain: bool) -> Chunk:
+        """The chunk after `token`, retried as `retrying` says; never moves the position.
+
+        Every retry asks for the same `token`, so no failure can skip an event.
+        """
+        return retrying(
+            lambda: self.strategy.fetch(token, drain=drain),
+            self.retry,
+            status=self.hooks.status,
+            renew=self.hooks.renew_token,
+            quick=drain,
+            sleep=self.sleep,
+        )
+
+    def _wanted(self, event: JSON) -> bool:
+        if not self.include_ephemeral and is_ephemeral(event):
+            return False
+        return self.accept is None or self.accept(event)
+
+    def _deliver(
+        self, chunk: Chunk, *, skip_through: str | None, partial_resume: bool = False
+    ) -> None:
+        if self.lock is None:
+            self._deliver_chunk(chunk, skip_through=skip_through, partial_resume=partial_resume)
+            return
+        with self.lock:
+            self._deliver_chunk(chunk, skip_through=skip_through, partial_resume=partial_resume)
+
+    def _deliver_chunk(
+        self, chunk: Chunk, *, skip_through: str | None, partial_resume: bool = False
+    ) -> None:
+        events = chunk.events
+        last_id = self.saved.last_event_id if self.saved else None
+        if skip_through is not None:
+            ids = [ev.get("event_id") for ev in events]
+            if skip_through in ids:
+                cut = ids.index(skip_through) + 1
+                if not partial_resume:
+                    self.hooks.warn(
+                        f"the server sent {cut} already delivered event(s) again; skipped them"
+                    )
+                for event in events[:cut]:
+                    self._see_tombstone(event)
+                events = events[cut:]
+        written = complete = False
+        # A sink that acts on each event (--exec) has the position pass each event at once.
+        each = self.save_each_event
+        try:
+            for i, event in enumerate(events):
+                wanted = self._wanted(event)
+                # A stop signal landing between "written" and "counted" would print an event
+                # whose position is never saved: the pair is one step (an --exec sink, whose
+                # command may run long, stays interruptible and simply does not count it).
+                with signals.deferred() if wanted and not each else _NO_DEFER:
+                    if wanted:
+                        self.sink.write(event)
+                        written = True
+                        self.delivered += 1
+                    event_id = event.get("event_id")
+                    if isinstance(event_id, str):
+                        last_id = event_id
+                self._see_tombstone(event)
+                if self.done and i < len(events) - 1:
+                    self.sink.flush()
+                    self._save_partial(chunk, last_id)
+                    return
+                if each and wanted and chunk.start is not None and i < len(events) - 1:
+                    self.sink.flush()
+                    self._save_partial(chunk, last_id)
+            complete = True
+            self.sink.flush()
+        except BaseException:
+            # Stopped mid-chunk or mid-flush (signal, closed pipe, failing sink): save what the
+            # reader got. A flush that fails again (closed pipe) saves nothing: never too far.
+            # A per-event sink stopped inside initialSync's history saves nothing either: the
+            # next run starts afresh and hands the history over again (at least once).
+            if (written or complete) and not (each and chunk.start is None):
+                self.sink.flush()
+                if complete:
+                    self._save(Position(chunk.end, self.strategy.kind, last_id, self.alias))
+                else:
+                    self._save_partial(chunk, last_id)
+            raise
+        self._save(Position(chunk.end, self.strategy.kind, last_id, self.alias))
+        # Only now: a reader that left after the flush may have read the batch (head -n 3), so
+        # its position is saved first; raising before the save would hand it over again.
+        if self.sink.reader_gone():
+            raise BrokenPipeError(errno.EPIPE, "the reader closed the pipe")
+
+    def _save_partial(self, chunk: Chunk, last_id: str | None) -> None:
+        if chunk.start is None:
+            # History from initialSync is context, not news: go on from its end next time.
+            self._save(Position(chunk.end, self.strategy.kind, last_id, self.alias))
+        elif last_id is not None:
+            self._save(Position(chunk.start, self.strategy.kind, last_id, self.alias, partial=True))
+
+    def _see_tombstone(self, event: JSON) -> None:
+        self.tombstone = replacement_of(event, self.room_id) or self.tombstone
+
+    def _save(self, position: Position) -> None:
+        if self.tombstone is not None:
+            position.extra["replaced_by"] = self.tombstone
+        with signals.deferred():
+            self.store.save(self.homeserver, self.room_id, position)
+            self.saved = position

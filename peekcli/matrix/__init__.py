@@ -1,0 +1,1 @@
+"""The Matrix protocol: transport, endpoints, identifiers, discovery, OAuth, event helpers."""

@@ -1,0 +1,45 @@
+"""The pretty sink: a rich Console on stdout fed by `PrettyRenderer`.
+
+Colour only when stdout is a terminal (rich also honours NO_COLOR and FORCE_COLOR), unless
+`--color`/`--no-color` says otherwise (peekcli/render/terminal.py builds the console).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from rich.console import Console
+
+from peekcli.render.pretty import PrettyRenderer, RoomInfo
+from peekcli.sinks.reader import reader_gone
+
+
+class PrettySink:
+    """Renders each delivered batch to the console; the header comes first, from the room's state.
+
+    Events are held until `flush` (the follower flushes once per batch, before saving its
+    position), so that a batch's relations fold into their targets: the history shows a message
+    edited, with its reactions, instead of one line per edit and reaction.
+    """
+
+    def __init__(self, console: Console, renderer: PrettyRenderer) -> None:
+        self.console = console
+        self.renderer = renderer
+        self.pending: list[dict[str, Any]] = []
+
+    def header(self, info: RoomInfo, state: Iterable[Mapping[str, Any]]) -> None:
+        self.renderer.learn_state(state)
+        self.console.print(self.renderer.header(info))
+
+    def write(self, event: dict[str, Any]) -> None:
+        self.pending.append(event)
+
+    def flush(self) -> None:
+        batch, self.pending = self.pending, []  # taken first: a failing print never repeats it
+        for line in self.renderer.render_batch(batch):
+            self.console.print(line)
+        self.console.file.flush()
+
+    def reader_gone(self) -> bool:
+        return reader_gone(self.console.file)
