@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.console import Console
 
+from peekcli import signals
 from peekcli.render.pretty import PrettyRenderer, RoomInfo
 from peekcli.sinks.reader import reader_gone
 
@@ -37,8 +38,10 @@ class PrettySink:
 
     def flush(self) -> None:
         batch, self.pending = self.pending, []  # taken first: a failing print never repeats it
-        for line in self.renderer.render_batch(batch):
-            self.console.print(line)
+        lines = self.renderer.render_batch(batch)
+        with signals.deferred():  # a stop signal waits for the whole batch to be printed
+            for line in lines:
+                self.console.print(line)
         self.console.file.flush()
 
     def reader_gone(self) -> bool:
