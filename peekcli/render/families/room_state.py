@@ -5,6 +5,7 @@ server ACLs, third-party invites, spaces."""
 from __future__ import annotations
 
 import re
+import shlex
 from itertools import islice
 
 from rich.text import Text
@@ -25,7 +26,8 @@ from peekcli.render.context import (
 )
 from peekcli.render.sanitize import clean, one_line
 
-_ROOM_ID = re.compile(r"![A-Za-z0-9._~+/=\-]{1,255}(?::[A-Za-z0-9.\-:\[\]]{1,255})?")
+#: Only ids servers generate (letters, digits, `._~+=-`): one is suggested as a command to paste.
+_ROOM_ID = re.compile(r"![A-Za-z0-9._~+=\-]{1,255}(?::[A-Za-z0-9.\-:\[\]]{1,255})?")
 _HISTORY = {
     "world_readable": "anyone (world_readable)",
     "shared": "members, including history from before they joined (shared)",
@@ -227,7 +229,7 @@ def tombstone(ev: Ev, room: Room) -> Text:
     out.append("\n")
     if isinstance(replacement, str) and _ROOM_ID.fullmatch(replacement):
         out.append(f"room replaced by {replacement}", TAG)
-        out.append(f" — watch it with: peek watch '{replacement}'")
+        out.append(f" — watch it with: {shlex.join(['peek', 'watch', replacement])}")
     else:
         out.append(f"room replaced by {one_line(replacement, 300) or '(unknown room)'}", TAG)
     return out
