@@ -241,8 +241,9 @@ def test_undisclosed_poll_hides_the_vote_and_results_come_from_the_end(
     ]
 
 
-def test_grep_matches_poll_questions_and_answers(room: Room, peek: Any) -> None:
-    poll_start(room, stable=False)
+@pytest.mark.parametrize("stable", [True, False], ids=["m.poll", "msc3381"])
+def test_grep_matches_poll_questions_and_answers(room: Room, peek: Any, stable: bool) -> None:
+    poll_start(room, stable=stable)
     room.say(BOB, "unrelated")
     for pattern in ("lunch", "Pizza"):
         lines = snapshot(peek, "--grep", pattern, "--reset")
