@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.peekproc import run_peek
-from tests.homeserver import Homeserver, User
+from tests.homeserver import Homeserver
 
 SDP_VIDEO = (
     "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nm=video 9 UDP\r\n"
@@ -33,8 +33,11 @@ def _text(body: str, html: str | None = None, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def conversation(synapse: Homeserver, alice: User) -> dict[str, Any]:
-    """The room, sent once for the module's tests; returns its id and the users."""
+def conversation(synapse: Homeserver) -> dict[str, Any]:
+    """The room, sent once for the module's tests; returns its id and the users.
+
+    Its own two users: a display name set here must not leak into other tests' rooms."""
+    alice = synapse.register_user(f"alice{uuid.uuid4().hex[:8]}")
     bob = synapse.register_user(f"bob{uuid.uuid4().hex[:8]}")
     # Invite-only (Synapse refuses call invites in public rooms) and world-readable.
     room = synapse.create_room(alice, name="Lunch club", preset="private_chat")
