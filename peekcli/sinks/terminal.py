@@ -28,10 +28,19 @@ class PrettySink:
         self.console = console
         self.renderer = renderer
         self.pending: list[dict[str, Any]] = []
+        self._pending_header: Any = None
 
-    def header(self, info: RoomInfo, state: Iterable[Mapping[str, Any]]) -> None:
+    def header(
+        self, info: RoomInfo, state: Iterable[Mapping[str, Any]], *, defer: bool = False
+    ) -> None:
+        """`defer`: print it with the first event, so that a snapshot with nothing new writes
+        nothing at all (cron mails any output)."""
         self.renderer.learn_state(state)
-        self.console.print(self.renderer.header(info))
+        banner = self.renderer.header(info)
+        if defer:
+            self._pending_header = banner
+        else:
+            self.console.print(banner)
 
     def write(self, event: dict[str, Any]) -> None:
         self.pending.append(event)
@@ -40,6 +49,9 @@ class PrettySink:
         batch, self.pending = self.pending, []  # taken first: a failing print never repeats it
         lines = self.renderer.render_batch(batch)
         with signals.deferred():  # a stop signal waits for the whole batch to be printed
+            if batch and self._pending_header is not None:
+                banner, self._pending_header = self._pending_header, None
+                self.console.print(banner)
             for line in lines:
                 self.console.print(line)
         self.console.file.flush()
