@@ -29,6 +29,7 @@ class PrettySink:
         self.renderer = renderer
         self.pending: list[dict[str, Any]] = []
         self._pending_header: Any = None
+        self._failed: OSError | None = None  # the output broke (closed pipe): it stays broken
 
     def header(
         self, info: RoomInfo, state: Iterable[Mapping[str, Any]], *, defer: bool = False
@@ -46,15 +47,23 @@ class PrettySink:
         self.pending.append(event)
 
     def flush(self) -> None:
+        if self._failed is not None:
+            # Printing this batch failed: a second flush must fail too, so that the follower
+            # saves nothing the reader never got (the next run prints it again).
+            raise self._failed
         batch, self.pending = self.pending, []  # taken first: a failing print never repeats it
         lines = self.renderer.render_batch(batch)
-        with signals.deferred():  # a stop signal waits for the whole batch to be printed
-            if batch and self._pending_header is not None:
-                banner, self._pending_header = self._pending_header, None
-                self.console.print(banner)
-            for line in lines:
-                self.console.print(line)
-        self.console.file.flush()
+        try:
+            with signals.deferred():  # a stop signal waits for the whole batch to be printed
+                if batch and self._pending_header is not None:
+                    banner, self._pending_header = self._pending_header, None
+                    self.console.print(banner)
+                for line in lines:
+                    self.console.print(line)
+            self.console.file.flush()
+        except OSError as exc:
+            self._failed = exc
+            raise
 
     def reader_gone(self) -> bool:
         return reader_gone(self.console.file)
