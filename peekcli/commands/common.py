@@ -21,7 +21,7 @@ class Seconds(click.FloatRange):
     """A duration in seconds: a finite float in range. `FloatRange` alone lets `nan` through
     (it compares False with any bound) and `inf`/`1e308` overflow the timers that use it."""
 
-    name = "seconds"
+    name = "number of seconds"
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
@@ -30,6 +30,13 @@ class Seconds(click.FloatRange):
         if not math.isfinite(seconds):
             self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
         return float(seconds)
+
+
+class Count(click.IntRange):
+    """A whole number in range: click's `IntRange` calls "abc" "not a valid integer range",
+    which reads as if a range were wanted (`--timeout abc`)."""
+
+    name = "whole number"
 
 
 #: The longest wait an option may ask for: a week (beyond it timers overflow, and nobody means it).

@@ -10,6 +10,7 @@ import click
 
 from peekcli.commands import output
 from peekcli.commands.common import (
+    Count,
     guarded,
     homeserver_option,
     note,
@@ -60,7 +61,7 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--limit",
-    type=click.IntRange(min=1),
+    type=Count(min=1),
     metavar="N",
     help="Only the newest N events (of those --since/--until select), still oldest first.",
 )
@@ -76,7 +77,7 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--max-retries",
-    type=click.IntRange(min=0),
+    type=Count(min=0),
     default=5,
     show_default=True,
     metavar="N",

@@ -10,6 +10,7 @@ import click
 
 from peekcli.commands import delivery, output
 from peekcli.commands.common import (
+    Count,
     Seconds,
     fail_usage,
     guarded,
@@ -60,7 +61,7 @@ def stream_options(f: Any) -> Any:
         ),
         click.option(
             "--history",
-            type=click.IntRange(min=0),
+            type=Count(min=0),
             default=10,
             show_default=True,
             metavar="N",
@@ -79,7 +80,7 @@ def stream_options(f: Any) -> Any:
         ),
         click.option(
             "--max-events",
-            type=click.IntRange(min=1),
+            type=Count(min=1),
             metavar="N",
             help="Stop (exit 0) after delivering N events; the rest waits for the next run. "
             "(--history is context: only its oldest N events are shown then.)",
@@ -137,7 +138,7 @@ def stream_options(f: Any) -> Any:
 @click.option(
     "--timeout",
     "timeout_ms",
-    type=click.IntRange(min=0),
+    type=Count(min=0),
     default=30_000,
     show_default=True,
     metavar="MS",
@@ -154,7 +155,7 @@ def stream_options(f: Any) -> Any:
 )
 @click.option(
     "--max-retries",
-    type=click.IntRange(min=0),
+    type=Count(min=0),
     metavar="N",
     help="Give up (exit 1) when a request still fails after N retries in a row (backoff "
     "with jitter, 1 s doubling up to 60 s; rate limits wait as the server asks). "
@@ -186,7 +187,7 @@ def watch(rooms: tuple[str, ...], **kw: Any) -> None:
 @stream_options
 @click.option(
     "--max-retries",
-    type=click.IntRange(min=0),
+    type=Count(min=0),
     default=3,
     show_default=True,
     metavar="N",
