@@ -8,10 +8,11 @@ saved position stays reachable when the directory is not).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from peekcli.auth import Identity, choose_identity
 from peekcli.config import Config, load_config
@@ -26,10 +27,11 @@ from peekcli.errors import (
     UnrecognizedError,
     UsageError,
 )
-from peekcli.matrix.client import API, MatrixClient, RequestLog, q
+from peekcli.matrix.client import API, MatrixClient, RequestLog, pooled_session, q
 from peekcli.matrix.discovery import discover
 from peekcli.matrix.events import predecessor_of
 from peekcli.matrix.ids import RoomRef, normalize_homeserver, parse_room
+from peekcli.retry import Gate
 from peekcli.state import CredentialStore, StateStore, credentials_path_for, default_state_path
 
 #: `--guest` → "force", `--no-guest` → "never", neither → "auto" (login or token, else a guest).
@@ -72,6 +74,37 @@ class RoomSession:
     room_id: str
     identity: Identity
     renew: Callable[[], bool] = field(default=lambda: False)
+    #: The backoff shared with the run's other rooms on this homeserver (several rooms).
+    gate: Gate | None = None
+
+
+@dataclass
+class Shared:
+    """What the rooms of one run share: per homeserver one HTTP session (its pool sized for
+    `rooms`), one identity (one guest, registered once) and one backoff gate; per server name
+    one discovery. Safe to use from the threads that open rooms side by side."""
+
+    rooms: int
+    #: Seconds over which rooms waiting on a gate spread their resumption.
+    spread: float = 1.0
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+    _locks: dict[str, threading.Lock] = field(default_factory=dict)
+    _sessions: dict[str, Any] = field(default_factory=dict)
+    _gates: dict[str, Gate] = field(default_factory=dict)
+
+    def lock(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def session(self, homeserver: str) -> Any:
+        with self._guard:
+            if homeserver not in self._sessions:
+                self._sessions[homeserver] = pooled_session(self.rooms + 4)
+            return self._sessions[homeserver]
+
+    def gate(self, homeserver: str) -> Gate:
+        with self._guard:
+            return self._gates.setdefault(homeserver, Gate(self.spread))
 
 
 def forbidden(session: RoomSession, exc: ForbiddenError) -> MatrixError:
@@ -138,30 +171,69 @@ def open_room(
     opts: ConnectOptions,
     log: RequestLog | None = None,
     token_homeserver: str | None = None,
+    shared: Shared | None = None,
 ) -> RoomSession:
     """Parse and resolve the room, and pick the identity that will watch it.
 
     `token_homeserver`: where a given `--token` was already sent (several rooms in one run); a
     room on another homeserver is refused before the token could reach that server.
+    `shared`: the session, identity and backoff the run's other rooms on the same homeserver use.
     """
     ref = parse_room(room)
     state_path = opts.state_path or default_state_path()
     store = StateStore(state_path)
     given, token = effective(opts.homeserver, opts.token)
-    homeserver = homeserver_for(ref, given, store, log)
+    if shared is not None and not given and ref.server_name:
+        with shared.lock(f"discover {ref.server_name}"):  # one lookup per server name
+            homeserver = homeserver_for(ref, given, store, log)
+    else:
+        homeserver = homeserver_for(ref, given, store, log)
     if opts.token and token_homeserver is not None and homeserver != token_homeserver:
         raise UsageError(
             f"{room} is on {homeserver}, but the given token belongs to {token_homeserver}: "
             "a token is only sent to its own homeserver; follow that room in a run of its own"
         )
     creds = CredentialStore(credentials_path_for(state_path))
-    client = MatrixClient(homeserver, log=log)
-    identity, renew = choose_identity(client, creds, token=token, guest=opts.guest)
+    if shared is None:
+        client = MatrixClient(homeserver, log=log)
+        identity, renew = choose_identity(client, creds, token=token, guest=opts.guest)
+    else:
+        client = MatrixClient(homeserver, log=log, session=shared.session(homeserver))
+        with shared.lock(f"identity {homeserver}"):
+            # The first room registers the guest and stores it; the others find it stored.
+            identity, renew = choose_identity(client, creds, token=token, guest=opts.guest)
+        if identity.kind == "guest":
+            _share_guest_renewal(client, creds, homeserver, shared.lock(f"identity {homeserver}"))
     remembered = store.known_alias(homeserver, ref.value) if ref.is_alias else None
     room_id = resolve(client, ref, store)
     if remembered is not None and remembered != room_id:
         room_id = _moved_alias(client, store, homeserver, ref.value, remembered, room_id)
-    return RoomSession(client, store, creds, homeserver, ref, room_id, identity, renew)
+    gate = shared.gate(homeserver) if shared is not None else None
+    return RoomSession(client, store, creds, homeserver, ref, room_id, identity, renew, gate)
+
+
+def _share_guest_renewal(
+    client: MatrixClient, creds: CredentialStore, homeserver: str, lock: threading.Lock
+) -> None:
+    """A guest the server forgot is replaced once for all the rooms of the homeserver.
+
+    The first room refused registers a new guest; the others, refused with the same old
+    token, take the one it stored instead of registering one each.
+    """
+    renew = client.on_token_rejected
+    if renew is None:
+        return
+
+    def shared_renew() -> bool:
+        refused = client.token
+        with lock:
+            stored = creds.get(homeserver, "guest")
+            if stored is not None and stored["access_token"] != refused:
+                client.token = stored["access_token"]
+                return True
+            return renew()
+
+    client.on_token_rejected = shared_renew
 
 
 def _moved_alias(

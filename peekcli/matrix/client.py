@@ -42,6 +42,16 @@ def q(segment: str) -> str:
     return quote(segment, safe="")
 
 
+def pooled_session(size: int) -> requests.Session:
+    """One HTTP session for the rooms of one homeserver, its pool sized for them all: each
+    room's long-poll keeps its own connection alive instead of opening a new one each time."""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=max(size, 10))
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
 class MatrixClient:
     """A thin, typed wrapper around the endpoints peek uses; retry policy is the caller's."""
 
