@@ -274,8 +274,8 @@ class _Converter(HTMLParser):
             reason = one_line(attr["data-mx-spoiler"], 100)
             mark = f"[spoiler: {reason}]" if reason else "[spoiler]"
             if self._spoilers:
-                # Shown (--spoilers, the HTML export): the marker, then the text, both tagged so
-                # that the HTML export can fold them into a <details> the reader opens.
+                # Shown (--spoilers): the marker, then the text, both tagged in their style's meta
+                # so that a writer can still tell spoiler text from the rest.
                 if not self._skip:
                     self._emit(mark, _DIM + Style(meta={SPOILER_MARK: reason}))
                     self._emit(" ", Style(meta={SPOILER: True}))
@@ -382,7 +382,7 @@ def html_to_text(formatted_body: object, *, limit: int = 8000, spoilers: bool = 
 
     Spoilers (`<span data-mx-spoiler>`) show as `[spoiler: reason]` only, unless `spoilers`: then
     the marker is followed by the text, both carrying `SPOILER_MARK`/`SPOILER` in their style's
-    meta (the HTML export turns them into a `<details>` element).
+    meta.
 
     Never raises: malformed markup degrades to whatever text was recognised. An empty result means
     nothing was left to show (e.g. only a reply fallback); the caller should use the plain body.
