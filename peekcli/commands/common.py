@@ -116,8 +116,30 @@ def state_file_option(
         "--state-file",
         envvar="PEEK_STATE_FILE",
         type=click.Path(dir_okay=False, path_type=Path),
+        callback=_state_file_folder,
         help=f"{help}  [env: PEEK_STATE_FILE]",
     )
+
+
+def _state_file_folder(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A state file must be able to live where it is named: a path under an existing *file*
+    (`/some/file/state.json`) is refused naming that path, not the credentials file or lock
+    beside it that peek would have tripped over first."""
+    if value is None:
+        return None
+    for folder in value.parents:
+        try:
+            found = folder.exists()
+        except OSError:  # not ours to look into: the store will say what it cannot do
+            break
+        if found:
+            if not folder.is_dir():
+                raise click.BadParameter(
+                    f"{value}: {folder} is a file, so nothing can be stored under it; "
+                    "name a file in a folder"
+                )
+            break
+    return value
 
 
 def safe(text: str) -> str:

@@ -6,10 +6,11 @@ subclass, so callers never see a `requests` exception or a `KeyError` on a malfo
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 
@@ -30,6 +31,11 @@ from peekcli.tokens import is_valid_token
 
 API = "/_matrix/client/v3"
 CONNECT_TIMEOUT = 10.0
+#: Loopback answers in microseconds: a connection (TCP and TLS) that takes longer is not coming,
+#: typically a plain http server waiting for the rest of what it takes for a request.
+LOOPBACK_CONNECT_TIMEOUT = 2.0
+#: The one plain-http request asked after https failed (see `MatrixClient._plain_http_check`).
+PLAIN_CHECK_TIMEOUT = 3.0
 #: Seconds added to a long-poll's own timeout before the HTTP read gives up on it.
 LONG_POLL_MARGIN = 15.0
 
@@ -71,6 +77,8 @@ class MatrixClient:
         #: Set by a stored login (peekcli.auth): called when an authenticated request is refused
         #: with 401; True means a renewed token is in place and the request is sent once more.
         self.on_token_rejected: Callable[[], bool] | None = None
+        #: Whether the server ever answered (HTTP): a failure before that may be a wrong URL.
+        self._answered = False
 
     # -- transport -------------------------------------------------------------------------------
 
@@ -141,18 +149,54 @@ class MatrixClient:
                 params=params,
                 json=body,
                 headers=headers,
-                timeout=(CONNECT_TIMEOUT, read_timeout),
+                timeout=(_connect_timeout(url), read_timeout),
             )
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
             raise UsageError(f"invalid homeserver URL {self.base_url!r}: {exc}") from None
-        except requests.exceptions.Timeout:
+        except (requests.exceptions.SSLError, requests.exceptions.Timeout) as exc:
             self._log(method, url, None)
+            if not self._answered:  # first contact: perhaps https to a plain http port
+                self._plain_http_check(url)
+            if isinstance(exc, requests.exceptions.SSLError):
+                raise NetworkError(f"cannot reach {self.base_url} (TLS failed)") from None
             raise NetworkError(f"{self.base_url} did not answer in time") from None
         except requests.exceptions.RequestException as exc:
             self._log(method, url, None)
             raise NetworkError(f"cannot reach {self.base_url} ({_reason(exc)})") from None
         self._log(method, url, resp.status_code, resp.elapsed.total_seconds())
+        self._answered = True
         return self._parse(resp)
+
+    def _plain_http_check(self, url: str) -> None:
+        """After https failed on first contact: if the port is a Matrix server speaking plain
+        http, say so at once.
+
+        `-s 127.0.0.1:8008` means https://…, and a plain http server there either answers the
+        TLS hello with garbage or waits for the rest of a request (Synapse: a timeout); both
+        used to look like an outage (retried, "did not answer in time"). One request without
+        credentials to `http://same-host:port/_matrix/client/versions` tells; only a Matrix
+        answer counts (an https proxy answers plain http on its port with a 400 page).
+        """
+        parts = urlsplit(url)
+        if parts.scheme != "https":
+            return
+        try:
+            resp = self.session.get(
+                f"http://{parts.netloc}/_matrix/client/versions",
+                timeout=(PLAIN_CHECK_TIMEOUT, PLAIN_CHECK_TIMEOUT),
+                allow_redirects=False,
+            )
+            versions = resp.json().get("versions") if resp.status_code == 200 else None
+        except (requests.exceptions.RequestException, ValueError, AttributeError):
+            return
+        if not isinstance(versions, list):
+            return
+        base = urlsplit(self.base_url)
+        plain = urlunsplit(("http", base.netloc, base.path, "", ""))
+        raise UsageError(
+            f"{self.base_url} does not speak https: {base.netloc} answers plain http; "
+            f"use --homeserver {plain}"
+        )
 
     def _log(self, method: str, url: str, status: int | None, elapsed: float = 0.0) -> None:
         if self.log is not None:
@@ -330,6 +374,17 @@ def _seconds_until(http_date: str) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return (when - datetime.now(UTC)).total_seconds()
+
+
+def _connect_timeout(url: str) -> float:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return LOOPBACK_CONNECT_TIMEOUT
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    return LOOPBACK_CONNECT_TIMEOUT if loopback else CONNECT_TIMEOUT
 
 
 def _reason(exc: requests.exceptions.RequestException) -> str:
