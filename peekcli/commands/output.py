@@ -9,6 +9,8 @@ quiet = False
 #: Pretty output: True/False from --color/--no-color, None = decide from the terminal and env.
 color: bool | None = None
 seconds = False
+#: Pretty output: show spoiler text (--spoilers) instead of "[spoiler: reason]".
+spoilers = False
 
 
 def request_log(method: str, url: str, status: int | None, elapsed: float) -> None:

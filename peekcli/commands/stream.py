@@ -95,6 +95,11 @@ def stream_options(f: Any) -> Any:
         ),
         click.option("--seconds", is_flag=True, help="Pretty output: show times as HH:MM:SS."),
         click.option(
+            "--spoilers",
+            is_flag=True,
+            help="Pretty output: show the text of spoilers (default: only [spoiler: reason]).",
+        ),
+        click.option(
             "--color/--no-color",
             default=None,
             help="Pretty output: force styles on or off (default: on for a terminal, "
@@ -246,6 +251,7 @@ def _run(rooms: tuple[str, ...], kw: dict[str, Any], *, drain: bool) -> None:
         fail_usage("--ephemeral goes with --json")
     output.color = kw["color"]
     output.seconds = kw["seconds"]
+    output.spoilers = kw["spoilers"]
     many = kw["rooms_from"] is not None
     if many:
         rooms = tuple(dict.fromkeys(rooms + _read_rooms(kw["rooms_from"])))
@@ -498,6 +504,7 @@ def _make_sink(
 
     renderer = PrettyRenderer(
         seconds=output.seconds,
+        spoilers=output.spoilers,
         room_label=room_label,
         homeserver=session.homeserver if session else None,
     )
