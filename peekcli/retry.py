@@ -24,9 +24,15 @@ pause: Callable[[float], None] = time.sleep
 jitter: Callable[[float, float], float] = random.uniform
 
 
+#: Each wait is up to this share shorter, at random, so many peeks cut off by the same outage
+#: do not all come back in the same second.
+JITTER = 0.2
+
+
 @dataclass
 class RetryPolicy:
-    """Exponential backoff with full jitter; `max_retries=None` retries for ever.
+    """Waits of 1 s, 2 s, 4 s … up to 60 s, each up to 20 % shorter at random (bounded jitter);
+    `max_retries=None` retries for ever.
 
     A drain (snapshot, usually from cron) retries quickly: its delays stop growing at
     `quick_cap`, so a dead server ends the run in seconds and the next run tries again.
@@ -38,9 +44,14 @@ class RetryPolicy:
     quick_cap: float = 4.0
     rand: Callable[[float, float], float] = field(default_factory=lambda: jitter)
 
-    def delay(self, attempt: int, *, quick: bool = False) -> float:
+    def ceiling(self, attempt: int, *, quick: bool = False) -> float:
+        """The wait before retry number `attempt + 1`, before jitter."""
         cap = min(self.cap, self.quick_cap) if quick else self.cap
-        return self.rand(0.0, min(cap, self.base * 2 ** min(attempt, 32)))
+        return min(cap, self.base * 2 ** min(attempt, 32))
+
+    def delay(self, attempt: int, *, quick: bool = False) -> float:
+        full = self.ceiling(attempt, quick=quick)
+        return self.rand(full * (1 - JITTER), full)
 
 
 def _seconds(delay: float) -> str:

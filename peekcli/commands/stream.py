@@ -150,9 +150,9 @@ def stream_options(f: Any) -> Any:
     "--max-retries",
     type=click.IntRange(min=0),
     metavar="N",
-    help="Give up (exit 1) when a request still fails after N retries in a row (backoff "
-    "with jitter, 1 s doubling up to 60 s; rate limits wait as the server asks). "
-    "Default: retry for ever.",
+    help="Give up (exit 1) when a request still fails after N retries in a row (waits of "
+    "1 s, 2 s, 4 s … up to 60 s, each up to 20% shorter at random; rate limits wait as the "
+    "server asks). Default: retry for ever.",
 )
 def watch(rooms: tuple[str, ...], **kw: Any) -> None:
     """Follow ROOM live, printing every event as it arrives.
