@@ -7,11 +7,11 @@ retries and OAuth polling, so a flaky network is met the same way everywhere.
 from __future__ import annotations
 
 import random
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from peekcli import signals
 from peekcli.errors import NetworkError, RateLimited, TokenRejected
 
 T = TypeVar("T")
@@ -20,7 +20,8 @@ T = TypeVar("T")
 #: How the loop waits and draws its jitter. Module attributes looked up when a `Follower` or
 #: `RetryPolicy` is made (not defaults bound at import), so a test can swap them for a whole CLI
 #: run and watch the backoff without waiting for it.
-pause: Callable[[float], None] = time.sleep
+#: A stop (Ctrl-C, SIGTERM) ends a wait at once, in whichever thread waits (peekcli/signals.py).
+pause: Callable[[float], None] = signals.wait
 jitter: Callable[[float, float], float] = random.uniform
 
 
@@ -47,7 +48,7 @@ class RetryPolicy:
     def ceiling(self, attempt: int, *, quick: bool = False) -> float:
         """The wait before retry number `attempt + 1`, before jitter."""
         cap = min(self.cap, self.quick_cap) if quick else self.cap
-        return min(cap, self.base * 2 ** min(attempt, 32))
+        return min(cap, self.base * 2.0 ** min(attempt, 32))
 
     def delay(self, attempt: int, *, quick: bool = False) -> float:
         full = self.ceiling(attempt, quick=quick)

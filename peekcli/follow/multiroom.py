@@ -4,8 +4,10 @@ Each room keeps its own long-poll, its own `Follower` and its own saved position
 its own. Their deliveries go through one lock held around "write the chunk, flush, save its
 position", so two rooms' lines never interleave inside an event and every chunk on the screen is
 saved before the next one starts. Signals land in the main thread, which only waits: on
-Ctrl-C/SIGTERM it takes that lock (letting the chunk being delivered finish and be saved) and
-keeps it while the process exits, so no room is left with output printed but not saved.
+Ctrl-C/SIGTERM it asks every thread to stop (`signals.request_stop`: a running `--exec` CMD is
+killed, a backoff wait ends), takes that lock (letting the chunk being delivered finish and be
+saved) and keeps it while the process exits, so no room is left with output printed but not
+saved, and none can keep the run alive.
 
 Rooms are opened (discovery, identity, alias) one by one in the main thread first: the rooms of
 one homeserver then share one guest, and two arguments naming the same room are followed once.
@@ -19,6 +21,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
+from peekcli import signals
 from peekcli.connect import ConnectOptions, RoomSession, open_room
 from peekcli.errors import PeekError
 from peekcli.follow.plan import FollowOptions
@@ -154,9 +157,11 @@ def follow_rooms(
                 break
             alive[0].join(0.5)  # a timed join lets the signal handler run promptly
     except BaseException:
+        signals.request_stop()  # a CMD or a backoff in a room thread must not hold the lock
         lock.acquire()  # wait for the chunk being delivered to be saved; never let go
         raise
     if fatal:
+        signals.request_stop()
         lock.acquire()
         raise fatal[0]
 
