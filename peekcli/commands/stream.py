@@ -284,12 +284,15 @@ def _follow_one(
     session: RoomSession | None = None,
     label: str | None = None,
     lock: AbstractContextManager[Any] | None = None,
+    token_home: str | None = None,
 ) -> None:
-    from peekcli.connect import open_room
+    from peekcli.follow.room import open_retrying
     from peekcli.follow.upgrades import follow
 
     if session is None:
-        session = open_room(room, where, log=output.request_log)
+        session = open_retrying(
+            room, where, opts, _hooks(label), log=output.request_log, token_homeserver=token_home
+        )
     plan = _delivery(out, session, label, lock)
     with session.store.room_lock(
         session.homeserver,
@@ -343,7 +346,14 @@ def _follow_rooms(
     follow_rooms(
         jobs,
         lambda job, lock: _follow_one(
-            job.arg, where, opts, out, session=job.session, label=job.label, lock=lock
+            job.arg,
+            where,
+            opts,
+            out,
+            session=job.session,
+            label=job.label,
+            lock=lock,
+            token_home=job.token_homeserver,
         ),
         concurrent=not opts.drain,
         failed=failed,

@@ -23,7 +23,7 @@ from typing import Any
 
 from peekcli import signals
 from peekcli.connect import ConnectOptions, RoomSession, open_room
-from peekcli.errors import PeekError
+from peekcli.errors import NetworkError, PeekError
 from peekcli.follow.plan import FollowOptions
 from peekcli.matrix.client import RequestLog
 from peekcli.matrix.ids import parse_room
@@ -39,6 +39,10 @@ class RoomJob:
     label: str
     session: RoomSession | None = None
     error: PeekError | None = None
+    #: Its server did not answer at first: the room's own thread opens it, retrying as the
+    #: stream does, while the other rooms go on (where the given --token went, if one was).
+    deferred: bool = False
+    token_homeserver: str | None = None
 
 
 def labels(rooms: Sequence[str]) -> list[str]:
@@ -78,6 +82,15 @@ def open_rooms(
             job.session = open_room(arg, where, log=log, token_homeserver=token_home)
             if where.token and token_home is None:
                 token_home = job.session.homeserver
+        except NetworkError as exc:
+            if where.token and token_home is None:
+                job.error = exc  # no room has fixed where the token may go: fail as before
+                failed(job, exc)
+            else:
+                job.deferred, job.token_homeserver = True, token_home
+                notice(f"{arg}: {exc.message}; retrying while the other rooms go on")
+            jobs.append(job)
+            continue
         except PeekError as exc:
             job.error = exc
             failed(job, exc)
@@ -123,7 +136,7 @@ def follow_rooms(
     A room's `PeekError` is recorded on its job and reported through `failed`; the other rooms
     go on. A stop (signal, closed pipe) ends the whole run, with the delivery lock held.
     """
-    live = [job for job in jobs if job.session is not None and job.error is None]
+    live = [job for job in jobs if (job.session is not None or job.deferred) and job.error is None]
     if not concurrent:
         for job in live:
             try:

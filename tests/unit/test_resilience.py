@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ from peekcli import retry as stream
 from peekcli.cli import cli
 from peekcli.follow.follower import Follower
 from peekcli.follow.strategies import Chunk
+from peekcli.state import credentials_path_for
 from tests.unit.conftest import lines, saved
 from tests.unit.mockhs import HS, ROOM, FakeHomeserver, message
 
@@ -277,6 +279,77 @@ def test_snapshot_retries_quickly_then_exits_1_with_the_state_untouched(
     assert longer.exit_code == 1
     assert waits.slept == [1.0, 2.0, 4.0, 4.0, 4.0, 4.0, 4.0]
     assert state_file.read_bytes() == before
+
+
+# -- first contact: discovery, guest registration, alias lookup ------------------------------------
+
+
+def test_first_contact_with_a_down_server_is_retried_like_the_stream(
+    hs: FaultyHomeserver, peek: Any, state_file: Path, waits: Waits
+) -> None:
+    """The README: snapshot retries 3 times (quickly), watch for ever, for the first request of
+    a run too: guest registration refused by a server that is down is no reason to exit 1."""
+    hs.chain([message(1)], [message(2)])
+    # Down for longer than a snapshot's retries: exit 1, nothing saved.
+    hs.register_faults = [REFUSED] * 4
+    gave_up = peek("snapshot", ROOM, "-s", HS, "--json", "--history", "0")
+    assert gave_up.exit_code == 1
+    assert waits.slept == [1.0, 2.0, 4.0]
+    assert "gave up after 3 retries" in gave_up.stderr.splitlines()[-1]
+    assert not state_file.exists()
+    # Back within them: the snapshot goes on as if nothing happened.
+    waits.slept.clear()
+    hs.register_faults = [REFUSED, RESET]
+    result = peek("snapshot", ROOM, "-s", HS, "--json", "--history", "0")
+    assert result.exit_code == 0, result.stderr
+    assert waits.slept == [1.0, 2.0]
+    assert "connection lost" in status_lines(result.stderr)[0]
+    assert "connection restored" in result.stderr
+    # A watch waits for ever (here: 9 failures, the backoff growing up to its cap).
+    waits.slept.clear()
+    hs.register_faults = [DNS] * 9
+    state_file.unlink()  # a fresh start, and no stored guest: it registers again
+    credentials_path_for(state_file).unlink()
+    watched = peek("watch", ROOM, "-s", HS, "--json", "--history", "0", "--max-events", "1")
+    assert watched.exit_code == 0, watched.stderr
+    assert [e["event_id"] for e in lines(watched)] == ["$ev1"]
+    assert waits.slept == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
+
+
+def test_discovery_and_alias_lookup_against_a_down_server_are_retried(
+    hs: FaultyHomeserver, peek: Any, waits: Waits
+) -> None:
+    """No --homeserver: the well-known and /versions lookups, then the alias, are first contact
+    too; each outage is waited out with the stream's backoff."""
+    versions = [REFUSED, REFUSED]
+    aliases = [READ_TIMEOUT]
+
+    def flaky(queue: list[Any], reply: dict[str, Any]) -> Any:
+        def answer(_request: Any) -> tuple[int, dict[str, str], str]:
+            if queue:
+                raise queue.pop(0)
+            return 200, {}, json.dumps(reply)
+
+        return answer
+
+    hs.rsps.add(responses.GET, f"{HS}/.well-known/matrix/client", status=404)
+    hs.rsps.add_callback(
+        responses.GET,
+        f"{HS}/_matrix/client/versions",
+        callback=flaky(versions, {"versions": ["v1.11"]}),
+    )
+    hs.rsps.add_callback(
+        responses.GET,
+        re.compile(re.escape(HS) + r"/_matrix/client/v3/directory/room/.*"),
+        callback=flaky(aliases, {"room_id": ROOM, "servers": ["hs.test"]}),
+    )
+    hs.chain([message(1)])
+    result = peek("snapshot", "#lobby:hs.test", "--json", "--history", "0")
+    assert result.exit_code == 0, result.stderr
+    assert [e["event_id"] for e in lines(result)] == ["$ev1"]
+    assert versions == [] and aliases == []
+    # One first contact, one backoff: discovery failed twice, then the alias lookup once.
+    assert waits.slept == [1.0, 2.0, 4.0]
 
 
 def test_snapshot_recovers_within_its_retries_and_prints_everything_once(
