@@ -31,6 +31,8 @@ from peekcli.errors import (
 from peekcli.matrix import oauth
 from peekcli.matrix.client import JSON, MatrixClient
 from peekcli.state import CredentialStore
+from peekcli.suggest import peek_command
+from peekcli.tokens import check_token, is_valid_token
 
 #: Wall clock for stored expiry times (they outlive the process); tests replace it.
 now: Callable[[], float] = time.time
@@ -78,17 +80,22 @@ def short_hs(homeserver: str) -> str:
     return homeserver.removeprefix("https://")
 
 
+def login_command(homeserver: str) -> str:
+    """`peek login SERVER`, shell-quoted: the URL may come from a server's `.well-known`."""
+    return peek_command("login", short_hs(homeserver))
+
+
 def guest_refused(homeserver: str, detail: str) -> GuestRefused:
     hs = short_hs(homeserver)
     return GuestRefused(
-        f"{homeserver} allows no guests ({detail}): log in with `peek login {hs}`, "
+        f"{homeserver} allows no guests ({detail}): log in with `{peek_command('login', hs)}`, "
         "or pass --token / PEEK_ACCESS_TOKEN"
     )
 
 
 def logged_out(homeserver: str, detail: str) -> TokenRejected:
     return TokenRejected(
-        f"logged out of {homeserver}: {detail}; run `peek login {short_hs(homeserver)}` again",
+        f"logged out of {homeserver}: {detail}; run `{login_command(homeserver)}` again",
         status=401,
     )
 
@@ -109,6 +116,8 @@ def register_guest(client: MatrixClient, creds: CredentialStore) -> Identity:
     token, user_id = reply.get("access_token"), reply.get("user_id")
     if not isinstance(token, str) or not token:
         raise guest_refused(client.base_url, "no access token in the registration reply")
+    if not is_valid_token(token):
+        raise NetworkError(f"{client.base_url} registered a guest with an unusable access token")
     entry = {"access_token": token, "user_id": user_id if isinstance(user_id, str) else None}
     device_id = reply.get("device_id")
     if isinstance(device_id, str):
@@ -144,7 +153,7 @@ def choose_identity(
         return session.start(), session.gave_up
     if guest == "never":
         raise TokenRejected(
-            f"no stored login for {hs} and --no-guest was given; run `peek login {short_hs(hs)}` "
+            f"no stored login for {hs} and --no-guest was given; run `{login_command(hs)}` "
             "or pass --token",
             status=401,
         )
@@ -174,7 +183,7 @@ def _whoami_of_given_token(client: MatrixClient) -> tuple[str | None, str | None
     except TokenRejected:
         raise TokenRejected(
             f"{client.base_url} rejected the given token (logged out or expired); pass a valid "
-            f"--token or run `peek login {short_hs(client.base_url)}`",
+            f"--token or run `{login_command(client.base_url)}`",
             status=401,
         ) from None
     except PeekError:
@@ -185,8 +194,8 @@ def _whoami_of_given_token(client: MatrixClient) -> tuple[str | None, str | None
 def _cannot_renew(homeserver: str, what: str) -> Callable[[], bool]:
     def renew() -> bool:
         raise TokenRejected(
-            f"{homeserver} rejected {what} (logged out or expired); run `peek login "
-            f"{short_hs(homeserver)}` or pass a valid --token",
+            f"{homeserver} rejected {what} (logged out or expired); run "
+            f"`{login_command(homeserver)}` or pass a valid --token",
             status=401,
         )
 
@@ -248,7 +257,7 @@ class LoginSession:
 
 def not_logged_in(homeserver: str) -> TokenRejected:
     return TokenRejected(
-        f"not logged in to {homeserver}; run `peek login {short_hs(homeserver)}`", status=401
+        f"not logged in to {homeserver}; run `{login_command(homeserver)}`", status=401
     )
 
 
@@ -312,6 +321,8 @@ def _matrix_tokens(reply: JSON, where: str) -> oauth.TokenSet:
     access = reply.get("access_token")
     if not isinstance(access, str) or not access:
         raise NetworkError(f"{where} sent a reply without an access token")
+    if not is_valid_token(access):
+        raise NetworkError(f"{where} sent an unusable access token (not printable ASCII)")
     ms = reply.get("expires_in_ms")
     expires = float(ms) / 1000 if isinstance(ms, int | float) and not isinstance(ms, bool) else None
     return oauth.TokenSet(access, _str(reply.get("refresh_token")), expires)
@@ -377,7 +388,7 @@ def no_usable_flow(homeserver: str, options: LoginOptions) -> PeekError:
         what = f"offers no login peek can do ({', '.join(options.flows) or 'none listed'})"
     return PeekError(
         f"{homeserver} {what}; log in with another client and give peek its access token: "
-        f"`peek login {hs} --token -` (reads it from stdin)"
+        f"`{peek_command('login', hs, '--token', '-')}` (reads it from stdin)"
     )
 
 
@@ -413,7 +424,7 @@ def login_with_password(
 
 def login_with_token(client: MatrixClient, creds: CredentialStore, token: str) -> LoginResult:
     """Store a token made elsewhere, after `/account/whoami` confirms it and names its user."""
-    client.token = token
+    client.token = check_token(token, "--token")
     try:
         reply = client.whoami()
     except TokenRejected:

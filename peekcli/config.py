@@ -64,6 +64,12 @@ def load_config(path: Path | None = None) -> Config:
     if "token" in values:
         if "homeserver" not in values:
             raise PeekError(f"config file {path}: a token needs the homeserver it belongs to")
+        from peekcli.tokens import is_valid_token
+
+        if not is_valid_token(values["token"]):
+            raise PeekError(
+                f"config file {path}: the token is not usable (printable ASCII, no spaces)"
+            )
         mode = path.stat().st_mode
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
             raise PeekError(

@@ -85,11 +85,14 @@ def parse_when(text: str, *, end_of_day: bool = False, now: datetime | None = No
             "2024-05-01T14:30:00Z or a duration like 7d, 12h, 30m"
         ) from None
     date_only = "T" not in value.upper() and " " not in value and ":" not in value
-    if when.tzinfo is None:
-        when = when.astimezone()  # naive: the user's local time
-    if date_only and end_of_day:
-        return _ms(when + timedelta(days=1)) - 1
-    return _ms(when)
+    try:  # year 1 or 9999 can leave datetime's range once made local or moved a day
+        if when.tzinfo is None:
+            when = when.astimezone()  # naive: the user's local time
+        if date_only and end_of_day:
+            return _ms(when + timedelta(days=1)) - 1
+        return _ms(when)
+    except (OverflowError, ValueError, OSError):
+        raise UsageError(f"{text!r} is out of the range of dates") from None
 
 
 def _ms(when: datetime) -> int:

@@ -76,8 +76,10 @@ def build_filter(
     if grep is not None:
         try:
             pattern = re.compile(grep)
-        except re.error as exc:
-            raise UsageError(f"--grep {grep!r} is not a valid regular expression: {exc}") from None
+        except (re.error, OverflowError, RecursionError) as exc:  # a{99999999999}, ((((…
+            why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+            shown = grep if len(grep) <= 60 else grep[:59] + "…"
+            raise UsageError(f"--grep {shown!r} is not a valid regular expression: {why}") from None
     if not (types or senders or pattern is not None or messages_only):
         return None
     return EventFilter(types, senders, pattern, messages_only)

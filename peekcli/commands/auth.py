@@ -20,6 +20,7 @@ from peekcli.commands.common import (
     fail_usage,
     guarded,
     note,
+    read_token_option,
     safe,
     state_file_option,
 )
@@ -51,8 +52,9 @@ def _state_file_option(f: Any) -> Any:
 @click.option(
     "--token",
     metavar="TOKEN",
+    callback=read_token_option,
     help="Store an access token made by another client, after checking it with the server. "
-    "`-` reads it from stdin (keeps it out of the process list).",
+    "`-` reads it from stdin, `@FILE` from FILE (a literal token shows in `ps`).",
 )
 @click.option(
     "--open", "open_browser", is_flag=True, help="Open the approval page in a browser (OAuth)."
@@ -105,7 +107,7 @@ def login(
         creds = _creds(state_file)
         client = MatrixClient(hs, log=output.request_log)
         if token is not None:
-            result = auth.login_with_token(client, creds, _read_secret() if token == "-" else token)
+            result = auth.login_with_token(client, creds, token)
             _report_login(result)
             return
         options = auth.login_options(client)
@@ -114,7 +116,7 @@ def login(
         if wants_password and not options.password:
             raise PeekError(
                 f"{hs} offers no password login"
-                + (f"; run `peek login {auth.short_hs(hs)}` without -u" if device else "")
+                + (f"; run `{auth.login_command(hs)}` without -u" if device else "")
             )
         if device and not wants_password:
             assert options.oauth is not None

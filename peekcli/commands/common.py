@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -14,6 +15,25 @@ from peekcli.errors import EXIT_PIPE, EXIT_SIGINT, PeekError, Stopped
 FC = TypeVar("FC", bound=Callable[..., object])
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+class Seconds(click.FloatRange):
+    """A duration in seconds: a finite float in range. `FloatRange` alone lets `nan` through
+    (it compares False with any bound) and `inf`/`1e308` overflow the timers that use it."""
+
+    name = "seconds"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        seconds = super().convert(value, param, ctx)
+        if not math.isfinite(seconds):
+            self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
+        return float(seconds)
+
+
+#: The longest wait an option may ask for: a week (beyond it timers overflow, and nobody means it).
+MAX_SECONDS = 7 * 86400.0
 
 
 def homeserver_option(help: str) -> Callable[[FC], FC]:
@@ -30,15 +50,42 @@ def homeserver_option(help: str) -> Callable[[FC], FC]:
     )
 
 
+TOKEN_HELP = "`-` reads it from stdin, `@FILE` from FILE (a literal token shows in `ps`)."
+
+
+def read_token_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """The token behind `--token -`, `--token @FILE` or a literal; checked, never echoed.
+
+    A literal token typed on the command line is visible to every local user in `ps`: warn."""
+    if value is None:
+        return None
+    from peekcli.errors import UsageError
+    from peekcli.tokens import is_literal, read_token
+
+    source = ctx.get_parameter_source(param.name or "token")
+    where = "--token" if source == click.core.ParameterSource.COMMANDLINE else "PEEK_ACCESS_TOKEN"
+    try:
+        token = read_token(value, where)
+    except UsageError as exc:
+        raise click.BadParameter(exc.message) from None
+    if where == "--token" and is_literal(value):
+        note(
+            "warning: a token on the command line is visible to other users (ps); "
+            "use --token - (stdin) or --token @FILE"
+        )
+    return token
+
+
 def token_option(
     help: str = "Access token to use instead of a stored login or a guest.",
 ) -> Callable[[FC], FC]:
-    """`--token TOKEN` (env PEEK_ACCESS_TOKEN)."""
+    """`--token TOKEN|-|@FILE` (env PEEK_ACCESS_TOKEN)."""
     return click.option(
         "--token",
         envvar="PEEK_ACCESS_TOKEN",
         metavar="TOKEN",
-        help=f"{help}  [env: PEEK_ACCESS_TOKEN]",
+        callback=read_token_option,
+        help=f"{help} {TOKEN_HELP}  [env: PEEK_ACCESS_TOKEN]",
     )
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from peekcli.commands.common import fail_usage, note
+from peekcli.commands.common import MAX_SECONDS, Seconds, fail_usage, note
 
 if TYPE_CHECKING:
     from peekcli.sinks import Sink
@@ -44,7 +44,7 @@ def delivery_options(f: Any) -> Any:
         ),
         click.option(
             "--exec-timeout",
-            type=click.FloatRange(min=0, min_open=True),
+            type=Seconds(min=0, min_open=True, max=MAX_SECONDS),
             metavar="SECONDS",
             help="Kill CMD (and what it started) after this long; counts as a failure.",
         ),

@@ -139,7 +139,10 @@ def _export(room: str, kw: dict[str, Any]) -> None:
     except (Stopped, KeyboardInterrupt):
         done()
         if kw["output_file"] is not None:
-            note(f"export interrupted; `peek export … -o {kw['output_file']} --resume` goes on")
+            import shlex
+
+            target = shlex.quote(str(kw["output_file"]))
+            note(f"export interrupted; `peek export … -o {target} --resume` goes on")
         raise
     finally:
         done()

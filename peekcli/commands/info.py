@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from peekcli.commands.common import (
+    MAX_SECONDS,
+    Seconds,
     guarded,
     homeserver_option,
     state_file_option,
@@ -128,7 +130,7 @@ def _write_json(doc: dict[str, Any]) -> None:
 )
 @click.option(
     "--poll-interval",
-    type=click.FloatRange(min=0.5),
+    type=Seconds(min=0.5, max=MAX_SECONDS),
     default=2.0,
     show_default=True,
     metavar="SECONDS",

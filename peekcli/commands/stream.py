@@ -10,6 +10,7 @@ import click
 
 from peekcli.commands import delivery, output
 from peekcli.commands.common import (
+    Seconds,
     fail_usage,
     guarded,
     homeserver_option,
@@ -139,7 +140,7 @@ def stream_options(f: Any) -> Any:
 )
 @click.option(
     "--poll-interval",
-    type=click.FloatRange(min=0.5),
+    type=Seconds(min=0.5, max=3600),
     default=2.0,
     show_default=True,
     metavar="SECONDS",

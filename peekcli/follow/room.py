@@ -39,6 +39,7 @@ from peekcli.matrix.client import JSON, MatrixClient, RequestLog, server_softwar
 from peekcli.matrix.events import tombstone_in
 from peekcli.retry import RetryPolicy, retrying
 from peekcli.state import Position
+from peekcli.suggest import peek_command
 
 
 def open_retrying(
@@ -285,7 +286,8 @@ def not_supported(session: RoomSession, strategy: Strategy | None, exc: PeekErro
         return NotSupported(
             f"{server} cannot serve {room} to peek: no /events peeking ({events}) and "
             f"/messages failed too ({why(exc.messages_error)}); follow the room through another "
-            f"homeserver with --homeserver, or run `peek doctor {session.homeserver}` for details"
+            "homeserver with --homeserver, or run "
+            f"`{peek_command('doctor', session.homeserver)}` for details"
         )
     if isinstance(strategy, EventsStrategy) or (
         isinstance(strategy, AutoStrategy) and strategy.current is strategy.events
@@ -296,6 +298,6 @@ def not_supported(session: RoomSession, strategy: Strategy | None, exc: PeekErro
         )
     return NotSupported(
         f"{server} does not serve {room} through /messages ({why(exc)}); follow the room "
-        f"through another homeserver with --homeserver, or run `peek doctor "
-        f"{session.homeserver}` for details"
+        f"through another homeserver with --homeserver, or run "
+        f"`{peek_command('doctor', session.homeserver)}` for details"
     )

@@ -38,9 +38,9 @@ from peekcli.follow.room import (
     stream_mode,
 )
 from peekcli.follow.strategies import CATCHUP, CatchUpStrategy, Cursor
-from peekcli.matrix.events import is_room_id
-from peekcli.matrix.ids import RoomRef
+from peekcli.matrix.ids import RoomRef, is_room_id
 from peekcli.state import Position, StateStore
+from peekcli.suggest import peek_command
 
 if TYPE_CHECKING:
     from peekcli.follow.follower import Follower
@@ -96,7 +96,7 @@ def follow(session: RoomSession, opts: FollowOptions, delivery: Delivery) -> int
             if not follow:
                 hooks.warn(
                     f"{name(room)} was replaced by {new_room} (room upgrade); not following it "
-                    f"(--no-follow): peek watch '{new_room}'"
+                    f"(--no-follow): {peek_command('watch', new_room)}"
                 )
                 return False
             if new_room in seen or len(seen) > MAX_HOPS:

@@ -26,6 +26,7 @@ from peekcli.errors import (
     UnrecognizedError,
     UsageError,
 )
+from peekcli.tokens import is_valid_token
 
 API = "/_matrix/client/v3"
 CONNECT_TIMEOUT = 10.0
@@ -115,6 +116,13 @@ class MatrixClient:
         url = path if path.startswith("http") else self.base_url + path
         headers = {}
         if auth and self.token:
+            if not is_valid_token(self.token):
+                # A stored token from before tokens were checked: never sent, treated as
+                # rejected, so a guest is registered anew and a login refreshed.
+                raise TokenRejected(
+                    f"the access token for {self.base_url} is unusable (not printable ASCII)",
+                    status=401,
+                )
             headers["Authorization"] = f"Bearer {self.token}"
         try:
             resp = self.session.request(

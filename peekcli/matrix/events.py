@@ -7,16 +7,11 @@ walk, the exporter and the renderer agree on what counts.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
+from peekcli.matrix.ids import is_room_id
+
 JSON = dict[str, Any]
-
-_ROOM_ID = re.compile(r"![^\s\x00-\x1f\x7f/]{1,254}")
-
-
-def is_room_id(value: object) -> bool:
-    return isinstance(value, str) and _ROOM_ID.fullmatch(value) is not None
 
 
 def is_ephemeral(event: JSON) -> bool:

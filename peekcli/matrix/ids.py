@@ -20,6 +20,18 @@ SERVER_NAME = re.compile(
     r"(?:\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,253}))(?::\d{1,5})?"
 )
 
+#: A room id peek will name, follow or suggest: `!opaque` (room version 12) or `!opaque:server`.
+#: Stricter than the spec's historical grammar on purpose: ids come from servers (tombstones,
+#: directories) and end up in URLs, completions and suggested commands, so only the characters
+#: servers actually generate (letters, digits, `._~+=-`) are accepted.
+ROOM_ID = re.compile(r"![A-Za-z0-9._~+=\-]{1,255}(?::" + SERVER_NAME.pattern + r")?")
+
+
+def is_room_id(value: object) -> bool:
+    """True for a well-formed room id (see `ROOM_ID`) of at most 255 characters."""
+    return isinstance(value, str) and len(value) <= 255 and ROOM_ID.fullmatch(value) is not None
+
+
 _HINT = "expected !id, !id:server, #alias:server, a https://matrix.to/#/… link or a matrix: URI"
 
 
@@ -124,7 +136,22 @@ def normalize_homeserver(url: str) -> str:
         raise UsageError("empty --homeserver")
     if "://" not in url:
         url = "https://" + url
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UsageError(f"not a homeserver URL: {url!r} (expected https://host[:port])")
+    expected = "expected https://host[:port][/path]"
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port  # both raise ValueError on `[` or a bad port
+    except ValueError as exc:
+        raise UsageError(f"not a homeserver URL: {url!r} ({exc}; {expected})") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise UsageError(f"not a homeserver URL: {url!r} ({expected})")
+    if "@" in parts.netloc:
+        # requests would send user:pass as Basic auth in place of the Bearer token, and the
+        # password would show in -v, messages and the state file.
+        raise UsageError(
+            f"not a homeserver URL: credentials in the URL are refused ({expected}; "
+            "log in with `peek login`)"
+        )
+    if parts.query or parts.fragment or any(c.isspace() or not c.isprintable() for c in url):
+        raise UsageError(f"not a homeserver URL: {url!r} ({expected})")
+    del port
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"

@@ -28,6 +28,8 @@ from peekcli.errors import (
     UnrecognizedError,
 )
 from peekcli.matrix.client import CONNECT_TIMEOUT, JSON, MatrixClient
+from peekcli.suggest import peek_command
+from peekcli.tokens import is_valid_token
 
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 REFRESH_GRANT = "refresh_token"
@@ -105,6 +107,8 @@ class TokenSet:
         access = doc.get("access_token")
         if not isinstance(access, str) or not access:
             raise NetworkError(f"{where} sent a token reply without an access token")
+        if not is_valid_token(access):
+            raise NetworkError(f"{where} sent an unusable access token (not printable ASCII)")
         refresh = doc.get("refresh_token")
         return cls(
             access_token=access,
@@ -232,7 +236,8 @@ def poll_for_token(
 
 def _expired(client: MatrixClient) -> str:
     return (
-        f"the login code expired before it was approved; run `peek login {client.base_url}` again"
+        "the login code expired before it was approved; run "
+        f"`{peek_command('login', client.base_url)}` again"
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import shlex
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -75,7 +76,8 @@ _MEDIA = {
 _MXC = re.compile(
     r"mxc://([A-Za-z0-9.\-]+(?::[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](?::[0-9]{1,5})?)/([A-Za-z0-9_\-]+)"
 )
-_ROOM_ID = re.compile(r"![A-Za-z0-9._~+/=\-]{1,255}(?::[A-Za-z0-9.\-:\[\]]{1,255})?")
+#: Only ids servers generate (letters, digits, `._~+=-`): one is suggested as a command to paste.
+_ROOM_ID = re.compile(r"![A-Za-z0-9._~+=\-]{1,255}(?::[A-Za-z0-9.\-:\[\]]{1,255})?")
 _MXID = re.compile(r"@[^:\s]+:\S+")
 _HISTORY = {
     "world_readable": "anyone (world_readable)",
@@ -1074,7 +1076,7 @@ class PrettyRenderer:
         out.append("\n")
         if isinstance(replacement, str) and _ROOM_ID.fullmatch(replacement):
             out.append(f"room replaced by {replacement}", _TAG)
-            out.append(f" — watch it with: peek watch '{replacement}'")
+            out.append(f" — watch it with: {shlex.join(['peek', 'watch', replacement])}")
         else:
             out.append(f"room replaced by {one_line(replacement, 300) or '(unknown room)'}", _TAG)
         return out

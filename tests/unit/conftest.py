@@ -12,6 +12,7 @@ from click.testing import CliRunner, Result
 
 from peekcli.cli import cli
 from tests.exitcodes import check_declared
+from tests.unit.hostilehs import HostileServer
 from tests.unit.mockhs import FakeHomeserver
 
 
@@ -73,3 +74,13 @@ def lines(result: Result) -> list[dict[str, Any]]:
 
 def saved(state_file: Path) -> dict[str, Any]:
     return json.loads(state_file.read_text())
+
+
+@pytest.fixture
+def hostile() -> Iterator[HostileServer]:
+    """A started hostile server, stopped (with every reply it is writing) after the test."""
+    server = HostileServer().start()
+    try:
+        yield server
+    finally:
+        server.close()

@@ -492,7 +492,8 @@ def test_rejected_user_token_mid_watch_exits_5_clearly_and_keeps_the_position(
 ) -> None:
     hs.chain([message(1)], [message(2)])
     hs.faults["t1"] = [(401, {"errcode": "M_UNKNOWN_TOKEN", "error": "logged out"})]
-    result = peek("watch", ROOM, "-s", HS, "--json", "--history", "0", "--token", "user-secret-42")
+    token = {"PEEK_ACCESS_TOKEN": "user-secret-42"}  # --token would add a warning (ps shows it)
+    result = peek("watch", ROOM, "-s", HS, "--json", "--history", "0", env=token)
     assert result.exit_code == 5
     assert [e["event_id"] for e in lines(result)] == ["$ev1"]
     assert result.stderr.startswith("peek: https://hs.test rejected the given token")
