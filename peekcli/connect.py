@@ -16,9 +16,10 @@ from typing import Literal
 from peekcli.auth import Identity, choose_identity
 from peekcli.config import Config, load_config
 from peekcli.errors import ForbiddenError, NetworkError, NotFoundError, PeekError, UsageError
-from peekcli.matrix.client import API, MatrixClient, RequestLog, q
+from peekcli.matrix.client import API, MatrixClient, q
 from peekcli.matrix.discovery import discover
 from peekcli.matrix.events import predecessor_of
+from peekcli.matrix.http import RequestLog
 from peekcli.matrix.ids import RoomRef, normalize_homeserver, parse_room
 from peekcli.state import CredentialStore, StateStore, credentials_path_for, default_state_path
 

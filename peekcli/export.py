@@ -39,13 +39,13 @@ from peekcli.errors import (
     NetworkError,
     NotFoundError,
     PeekError,
-    RateLimited,
     StateFileError,
-    TokenRejected,
     UsageError,
 )
 from peekcli.matrix.client import API, JSON, MatrixClient, q
+from peekcli.matrix.events import predecessor_of, room_events
 from peekcli.render.jsonl import encode_event
+from peekcli.retry import RetryPolicy, retrying
 
 #: Events asked for per page: the most Synapse serves in one reply.
 PAGE_LIMIT = 1000
@@ -289,12 +289,9 @@ class Exporter:
             state.finished = True
             self._commit()
             return
-        chunk = reply.get("chunk")
-        if not isinstance(chunk, list):
+        events = room_events(reply.get("chunk"), walk.room_id)
+        if events is None:
             raise NetworkError(f"{self.client.base_url} sent a /messages reply without a chunk")
-        events = [
-            ev for ev in chunk if isinstance(ev, dict) and ev.get("room_id") in (None, walk.room_id)
-        ]
         kept: list[JSON] = []
         stop = False
         for event in events:  # newest first
@@ -346,37 +343,29 @@ class Exporter:
         except (ForbiddenError, NotFoundError) as exc:
             self.warn(f"cannot read the creation of {room_id} ({exc.message}); no older room")
             return None
-        predecessor = content.get("predecessor")
-        old = predecessor.get("room_id") if isinstance(predecessor, dict) else None
-        if isinstance(old, str) and old.startswith("!") and len(old) < 256:
-            return old
-        return None
+        return predecessor_of(content)
 
     def _commit(self) -> None:
         self.commit(self.state)
 
     def _call(self, request: Callable[[], JSON]) -> JSON:
-        """One request, retried on network trouble with backoff (never moves the walk)."""
-        attempt = 0
-        renewed = False
-        while True:
+        """One request, retried on network trouble with the one backoff (never moves the walk)."""
+
+        def counted() -> JSON:
             self.requests += 1
-            try:
-                return request()
-            except TokenRejected:
-                if renewed or not self.renew_token():
-                    raise
-                renewed = True
-            except NetworkError as exc:
-                if attempt >= self.max_retries:
-                    raise
-                if isinstance(exc, RateLimited) and exc.retry_after is not None:
-                    delay = exc.retry_after
-                else:
-                    delay = min(30.0, 2.0**attempt)
-                attempt += 1
-                self.warn(f"{exc.message}; retrying in {delay:g} s")
-                self.sleep(delay)
+            return request()
+
+        def status(message: str | None) -> None:
+            if message is not None:
+                self.warn(message)
+
+        return retrying(
+            counted,
+            RetryPolicy(max_retries=self.max_retries),
+            status=status,
+            renew=self.renew_token,
+            sleep=self.sleep,
+        )
 
 
 # -- files ----------------------------------------------------------------------------------------

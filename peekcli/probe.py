@@ -34,7 +34,8 @@ from peekcli.errors import (
     UnrecognizedError,
     UsageError,
 )
-from peekcli.matrix.client import JSON, MatrixClient, RequestLog, server_software
+from peekcli.matrix.client import JSON, MatrixClient, server_software
+from peekcli.matrix.http import RequestLog
 from peekcli.matrix.ids import RoomRef, parse_room
 from peekcli.state import CredentialStore, StateStore, credentials_path_for
 

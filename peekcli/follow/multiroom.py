@@ -25,7 +25,7 @@ from peekcli import signals
 from peekcli.connect import ConnectOptions, RoomSession, open_room
 from peekcli.errors import NetworkError, PeekError
 from peekcli.follow.plan import FollowOptions
-from peekcli.matrix.client import RequestLog
+from peekcli.matrix.http import RequestLog
 from peekcli.matrix.ids import parse_room
 
 LABEL_WIDTH = 12

@@ -35,8 +35,9 @@ from peekcli.follow.strategies import (
     initial_sync,
     messages_start,
 )
-from peekcli.matrix.client import JSON, MatrixClient, RequestLog, server_software
+from peekcli.matrix.client import JSON, MatrixClient, server_software
 from peekcli.matrix.events import tombstone_in
+from peekcli.matrix.http import RequestLog
 from peekcli.retry import RetryPolicy, retrying
 from peekcli.state import Position
 from peekcli.suggest import peek_command

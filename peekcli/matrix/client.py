@@ -1,19 +1,17 @@
-"""Matrix client-server HTTP: one keep-alive session, bearer auth, and error bodies → typed errors.
+"""Matrix client-server endpoints: bearer auth, and error bodies → typed errors.
 
 Every reply is untrusted: anything that is not the JSON object we asked for becomes a `PeekError`
-subclass, so callers never see a `requests` exception or a `KeyError` on a malformed body.
+subclass, so callers never see a transport exception or a `KeyError` on a malformed body. The
+transport itself (session, timeouts, request log) is `matrix/http.py`.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
-import requests
-
-from peekcli import __version__
 from peekcli.errors import (
     ForbiddenError,
     InvalidTokenError,
@@ -24,17 +22,15 @@ from peekcli.errors import (
     RateLimited,
     TokenRejected,
     UnrecognizedError,
-    UsageError,
 )
+from peekcli.matrix.http import Http, Reply, RequestLog
 from peekcli.tokens import is_valid_token
 
 API = "/_matrix/client/v3"
-CONNECT_TIMEOUT = 10.0
 #: Seconds added to a long-poll's own timeout before the HTTP read gives up on it.
 LONG_POLL_MARGIN = 15.0
 
 JSON = dict[str, Any]
-RequestLog = Callable[[str, str, int | None, float], None]
 
 
 def q(segment: str) -> str:
@@ -50,13 +46,13 @@ class MatrixClient:
         base_url: str,
         token: str | None = None,
         *,
-        session: requests.Session | None = None,
+        http: Http | None = None,
         log: RequestLog | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
-        self.session = session or requests.Session()
-        self.session.headers["User-Agent"] = f"peek/{__version__}"
+        #: Shared with another client of the same server (a second token, one connection pool).
+        self.http = http or Http(log=log)
         self.log = log
         #: Set by a stored login (peekcli.auth): called when an authenticated request is refused
         #: with 401; True means a renewed token is in place and the request is sent once more.
@@ -114,7 +110,7 @@ class MatrixClient:
     ) -> Any:
         """One HTTP exchange, its reply parsed (see `_parse`)."""
         url = path if path.startswith("http") else self.base_url + path
-        headers = {}
+        headers: dict[str, str] = {}
         if auth and self.token:
             if not is_valid_token(self.token):
                 # A stored token from before tokens were checked: never sent, treated as
@@ -124,37 +120,19 @@ class MatrixClient:
                     status=401,
                 )
             headers["Authorization"] = f"Bearer {self.token}"
-        try:
-            resp = self.session.request(
-                method,
-                url,
-                params=params,
-                json=body,
-                headers=headers,
-                timeout=(CONNECT_TIMEOUT, read_timeout),
-            )
-        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
-            raise UsageError(f"invalid homeserver URL {self.base_url!r}: {exc}") from None
-        except requests.exceptions.Timeout:
-            self._log(method, url, None)
-            raise NetworkError(f"{self.base_url} did not answer in time") from None
-        except requests.exceptions.RequestException as exc:
-            self._log(method, url, None)
-            raise NetworkError(f"cannot reach {self.base_url} ({_reason(exc)})") from None
-        self._log(method, url, resp.status_code, resp.elapsed.total_seconds())
-        return self._parse(resp)
+        reply = self.http.send(
+            method,
+            url,
+            where=self.base_url,
+            params=params,
+            json=body,
+            headers=headers,
+            read_timeout=read_timeout,
+        )
+        return self._parse(reply)
 
-    def _log(self, method: str, url: str, status: int | None, elapsed: float = 0.0) -> None:
-        if self.log is not None:
-            # URLs never carry the token (it travels in a header), so they are safe to log.
-            self.log(method, url.split("?", 1)[0], status, elapsed)
-
-    def _parse(self, resp: requests.Response) -> Any:
-        status = resp.status_code
-        try:
-            data = resp.json()
-        except (ValueError, json.JSONDecodeError):
-            data = None
+    def _parse(self, reply: Reply) -> Any:
+        status, data = reply.status, reply.data
         if 200 <= status < 300:
             if data is None:
                 raise NetworkError(
@@ -165,10 +143,10 @@ class MatrixClient:
         error = data.get("error") if isinstance(data, dict) else None
         errcode = errcode if isinstance(errcode, str) else None
         error = error if isinstance(error, str) else None
-        what = f"{errcode}: {error}" if errcode and error else (errcode or error or resp.reason)
+        what = f"{errcode}: {error}" if errcode and error else (errcode or error or reply.phrase)
         message = f"{self.base_url} answered HTTP {status} ({what})"
         if status == 429 or errcode == "M_LIMIT_EXCEEDED":
-            raise RateLimited(message, _retry_after(resp, data))
+            raise RateLimited(message, reply.retry_after())
         if status >= 500 or data is None:
             raise NetworkError(message)
         if status == 401 or errcode in ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN"):
@@ -241,18 +219,39 @@ class MatrixClient:
         read_timeout: float | None = None,
     ) -> JSON:
         """`read_timeout` overrides timeout + margin for servers that hold long-polls longer."""
-        return self.request(
-            "GET",
-            f"{API}/events",
-            params={"room_id": room_id, "from": from_token, "timeout": timeout_ms, "limit": limit},
-            read_timeout=read_timeout or timeout_ms / 1000 + LONG_POLL_MARGIN,
-        )
+        with _bad_position():  # the spec's only 400 here: a bad `from`
+            return self.request(
+                "GET",
+                f"{API}/events",
+                params={
+                    "room_id": room_id,
+                    "from": from_token,
+                    "timeout": timeout_ms,
+                    "limit": limit,
+                },
+                read_timeout=read_timeout or timeout_ms / 1000 + LONG_POLL_MARGIN,
+            )
 
-    def messages(self, room_id: str, from_token: str | None, direction: str, limit: int) -> JSON:
+    def messages(
+        self,
+        room_id: str,
+        from_token: str | None,
+        direction: str,
+        limit: int,
+        *,
+        to: str | None = None,
+    ) -> JSON:
+        """A page of the timeline; with a token (`from`, `to`), a 400 means it was refused."""
         params: dict[str, Any] = {"dir": direction, "limit": limit}
         if from_token:
             params["from"] = from_token
-        return self.request("GET", f"{API}/rooms/{q(room_id)}/messages", params=params)
+        if to:
+            params["to"] = to
+        path = f"{API}/rooms/{q(room_id)}/messages"
+        if not from_token and not to:
+            return self.request("GET", path, params=params)
+        with _bad_position():
+            return self.request("GET", path, params=params)
 
     def room_summary(
         self, room: str, via: tuple[str, ...] = (), *, unstable: bool = False, auth: bool = True
@@ -285,57 +284,15 @@ class MatrixClient:
         return self.request("POST", f"{API}/publicRooms", body=body, auth=auth)
 
 
-#: The longest a rate limit is obeyed, in seconds: a server asking for more gets asked again then.
-MAX_RETRY_AFTER = 3600.0
-
-
-def _retry_after(resp: requests.Response, data: Any) -> float | None:
-    """Seconds to wait: the body's `retry_after_ms`, else `Retry-After` (seconds or HTTP date)."""
-    import math
-
-    seconds: float | None = None
-    if isinstance(data, dict):
-        ms = data.get("retry_after_ms")
-        if isinstance(ms, int | float) and not isinstance(ms, bool):
-            seconds = float(ms) / 1000
-    header = resp.headers.get("Retry-After", "").strip()
-    if seconds is None and header:
-        try:
-            seconds = float(header)
-        except ValueError:
-            seconds = _seconds_until(header)
-    if seconds is None or math.isnan(seconds):
-        return None
-    return min(max(0.0, seconds), MAX_RETRY_AFTER)
-
-
-def _seconds_until(http_date: str) -> float | None:
-    from datetime import UTC, datetime
-    from email.utils import parsedate_to_datetime
-
+@contextlib.contextmanager
+def _bad_position() -> Iterator[None]:
+    """A 400 to a request carrying a stream token is that token refused: `InvalidTokenError`."""
     try:
-        when = parsedate_to_datetime(http_date)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return (when - datetime.now(UTC)).total_seconds()
-
-
-def _reason(exc: requests.exceptions.RequestException) -> str:
-    """A short, token-free description of a connection failure."""
-    text = str(exc)
-    for needle, label in (
-        ("Name or service not known", "DNS lookup failed"),
-        ("nodename nor servname", "DNS lookup failed"),
-        ("Temporary failure in name resolution", "DNS lookup failed"),
-        ("Connection refused", "connection refused"),
-        ("Connection reset", "connection reset"),
-        ("RemoteDisconnected", "connection closed by the server"),
-    ):
-        if needle in text:
-            return label
-    return type(exc).__name__
+        yield
+    except MatrixError as exc:
+        if exc.status == 400 and not isinstance(exc, InvalidTokenError):
+            raise InvalidTokenError(exc.message, status=400, errcode=exc.errcode) from None
+        raise
 
 
 #: Longest server software string we pass on (it is untrusted text).

@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from peekcli.errors import NetworkError, PeekError, UsageError
+from peekcli.matrix.http import Http, RequestLog, Unreachable
 from peekcli.matrix.ids import is_server_name, normalize_homeserver
 
 if TYPE_CHECKING:
-    from peekcli.matrix.client import RequestLog
     from peekcli.state import StateStore
 
 WELL_KNOWN = "/.well-known/matrix/client"
@@ -74,9 +74,7 @@ def discover(
 
 
 def _lookup(server_name: str, log: RequestLog | None) -> str:
-    import requests
-
-    session = requests.Session()
+    session = Http(log=log)
     problems: list[str] = []
     candidates: list[str] = []
     well_known = f"https://{hostname(server_name)}{WELL_KNOWN}"
@@ -99,27 +97,27 @@ def _lookup(server_name: str, log: RequestLog | None) -> str:
     )
 
 
-def _get(session: Any, url: str, log: RequestLog | None) -> tuple[int, Any] | str:
+def _get(session: Http, url: str, log: RequestLog | None) -> tuple[int, Any] | str:
     """(status, JSON or None) or a short reason why there was no answer."""
-    import requests
-
-    from peekcli.matrix.client import _reason
-
     try:
-        resp = session.get(url, timeout=TIMEOUT, headers={"Accept": "application/json"})
-    except requests.exceptions.RequestException as exc:
-        if log is not None:
-            log("GET", url, None, 0.0)
-        return "did not answer in time" if isinstance(exc, requests.Timeout) else _reason(exc)
-    if log is not None:
-        log("GET", url, resp.status_code, resp.elapsed.total_seconds())
-    try:
-        return resp.status_code, resp.json()
-    except ValueError:
-        return resp.status_code, None
+        reply = session.send(
+            "GET",
+            url,
+            where=url,
+            headers={"Accept": "application/json"},
+            connect_timeout=TIMEOUT[0],
+            read_timeout=TIMEOUT[1],
+        )
+    except Unreachable as exc:
+        return exc.reason
+    except NetworkError:
+        return "did not answer in time"
+    except UsageError:
+        return "not a usable URL"
+    return reply.status, reply.data
 
 
-def _well_known(session: Any, url: str, log: RequestLog | None) -> tuple[str | None, str | None]:
+def _well_known(session: Http, url: str, log: RequestLog | None) -> tuple[str | None, str | None]:
     """(the advertised base URL, None), (None, what is wrong with it), or (None, None): absent."""
     got = _get(session, url, log)
     if isinstance(got, str):
@@ -162,7 +160,7 @@ def _secure(url: str) -> bool:
         return False
 
 
-def _check_versions(session: Any, base: str, log: RequestLog | None) -> str | None:
+def _check_versions(session: Http, base: str, log: RequestLog | None) -> str | None:
     """None when `base` answers `/versions` like a homeserver, else what went wrong."""
     got = _get(session, base + "/_matrix/client/versions", log)
     if isinstance(got, str):
