@@ -19,6 +19,7 @@ from typing import Any
 
 from peekcli import signals
 from peekcli.errors import (
+    CredentialRejected,
     ForbiddenError,
     GuestRefused,
     MatrixError,
@@ -411,9 +412,14 @@ def login_with_password(
     try:
         reply = client.login(body)
     except (ForbiddenError, TokenRejected) as exc:
-        raise PeekError(
-            f"{client.base_url} refused the login for {user} (wrong user or password?"
-            f" {exc.errcode or exc.status})"
+        what = exc.errcode or f"HTTP {exc.status}"
+        if exc.errcode == "M_USER_DEACTIVATED":
+            raise CredentialRejected(
+                f"{client.base_url} refused the login for {user}: the account is deactivated"
+                f" ({what})"
+            ) from None
+        raise CredentialRejected(
+            f"{client.base_url} refused the login for {user}: wrong user name or password ({what})"
         ) from None
     except MatrixError as exc:
         raise PeekError(f"{client.base_url} refused the login: {exc.message}") from None

@@ -15,7 +15,17 @@ from typing import Literal
 
 from peekcli.auth import Identity, choose_identity
 from peekcli.config import Config, load_config
-from peekcli.errors import ForbiddenError, NetworkError, NotFoundError, PeekError, UsageError
+from peekcli.errors import (
+    ForbiddenError,
+    InvalidTokenError,
+    MatrixError,
+    NetworkError,
+    NotFoundError,
+    PeekError,
+    TokenRejected,
+    UnrecognizedError,
+    UsageError,
+)
 from peekcli.matrix.client import API, MatrixClient, q
 from peekcli.matrix.discovery import discover
 from peekcli.matrix.events import predecessor_of
@@ -65,14 +75,49 @@ class RoomSession:
     renew: Callable[[], bool] = field(default=lambda: False)
 
 
-def forbidden(session: RoomSession, exc: ForbiddenError) -> ForbiddenError:
-    """Exit 3 naming the room and the identity that may not read it."""
+def forbidden(session: RoomSession, exc: ForbiddenError) -> MatrixError:
+    """Exit 3 naming the room and the identity that may not read it; exit 4 when the server
+    does not know the room at all (Synapse answers 403 to a guest either way)."""
+    if unknown_room(session.client, session.room_id, session.ref.via):
+        return room_not_found(session.ref.value, session.client.base_url)
     return ForbiddenError(
         f"cannot read {session.ref.value}: it is not world-readable and "
         f"{session.identity.describe()} has not joined it ({exc.errcode or 'HTTP 403'})",
         status=exc.status,
         errcode=exc.errcode,
     )
+
+
+def room_not_found(room: str, homeserver: str) -> NotFoundError:
+    return NotFoundError(
+        f"room {room} not found on {homeserver} (the server does not know it; a room on "
+        "another server needs a server in the room, e.g. a matrix.to link with ?via=)",
+        status=404,
+        errcode="M_NOT_FOUND",
+    )
+
+
+def unknown_room(client: MatrixClient, room_id: str, via: tuple[str, ...] = ()) -> bool:
+    """Whether the server says it does not know `room_id`, asked when a read was refused.
+
+    The room summary tells: a known room, even a private one, gets its summary (200); an unknown
+    one 404 M_NOT_FOUND, or on Synapse 400 "Missing via to query remote room" (the server is in
+    no such room and has nowhere to ask). Anything else (no summary endpoint, a token wanted, a
+    network error) cannot tell, and the refusal stands.
+    """
+    if not room_id.startswith("!"):
+        return False
+    try:
+        client.room_summary(room_id, via)
+    except NotFoundError as exc:
+        return exc.errcode == "M_NOT_FOUND"
+    except (ForbiddenError, UnrecognizedError, TokenRejected, InvalidTokenError):
+        return False
+    except MatrixError as exc:
+        return exc.status == 400 and exc.errcode in ("M_UNKNOWN", "M_INVALID_PARAM")
+    except PeekError:
+        return False
+    return False
 
 
 def homeserver_for(

@@ -223,6 +223,13 @@ class TokenRejected(MatrixError):
         self.soft_logout = soft_logout
 
 
+class CredentialRejected(PeekError):
+    """The server refused what the user typed to log in (user name and password): exit 5, the
+    code for a rejected credential, not 1, which would send them looking at the network."""
+
+    exit_code = EXIT_TOKEN
+
+
 class UnrecognizedError(MatrixError):
     """404/405 M_UNRECOGNIZED: the server does not implement the endpoint."""
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from peekcli.auth import Identity, choose_identity
-from peekcli.connect import homeserver_for, resolve
+from peekcli.connect import homeserver_for, resolve, room_not_found
 from peekcli.errors import (
     EXIT_ERROR,
     EXIT_FORBIDDEN,
@@ -238,6 +238,9 @@ def room_info(
     guests = _Guest(places)
 
     found: tuple[JSON, str] | None = None
+    #: The summary said the server does not know this room id: if reading it is refused too,
+    #: the answer is "not found" (exit 4), not "not world-readable" (exit 3).
+    unknown = False
     try:
         try:
             found = fetch_summary(client, ref)
@@ -245,13 +248,19 @@ def room_info(
             if account is not None or guests.get() is None:
                 raise
             found = fetch_summary(client, ref)
-    except NotFoundError:
+    except NotFoundError as exc:
         if ref.is_alias:
             resolve(client, ref, places.store)  # an unknown alias ends here with exit 4
+        unknown = exc.errcode == "M_NOT_FOUND"
     except TokenRejected:
         if guests.error is None:
             raise
         return _report(places, ref, RoomFacts(), None, account, guests)
+    except MatrixError as exc:
+        # Synapse: 400 "Missing via to query remote room" for a room it is not in.
+        if ref.is_alias or exc.status != 400:
+            raise
+        unknown = True
 
     source: str | None
     if found is not None:
@@ -267,6 +276,8 @@ def room_info(
             facts = facts_from_state(room_id, _state(client, room_id))
             source = "state"
         except ForbiddenError:
+            if unknown:
+                raise room_not_found(ref.value, client.base_url) from None
             facts, source = RoomFacts(room_id=room_id), None
         if account is not None and source == "state" and not facts.world_readable:
             facts.membership = "join"  # it let us read the state without world-readability

@@ -7,7 +7,6 @@ without joining it. These commands store that login (0600 credentials file); `wa
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,9 +18,11 @@ from peekcli.commands.common import (
     error,
     fail_usage,
     guarded,
+    homeserver_option,
     note,
     read_token_option,
     safe,
+    server_or_homeserver,
     state_file_option,
 )
 from peekcli.commands.completion import complete_homeservers
@@ -34,8 +35,10 @@ if TYPE_CHECKING:
 
 
 def _homeserver_argument(f: Any) -> Any:
+    """`[HOMESERVER]`, or `-s/--homeserver` (env PEEK_HOMESERVER) like every other command."""
+    f = homeserver_option("The homeserver, instead of HOMESERVER.")(f)
     return click.argument(
-        "homeserver", required=False, metavar="[HOMESERVER]", shell_complete=complete_homeservers
+        "server", required=False, metavar="[HOMESERVER]", shell_complete=complete_homeservers
     )(f)
 
 
@@ -68,6 +71,7 @@ def _state_file_option(f: Any) -> Any:
 )
 @_state_file_option
 def login(
+    server: str | None,
     homeserver: str | None,
     user: str | None,
     password_stdin: bool,
@@ -83,8 +87,8 @@ def login(
     any browser, and peek receives the login. Elsewhere it asks for a user and a password.
     Watching never joins a room: peek reads world-readable rooms as a peeking user.
 
-    HOMESERVER is a server name (matrix.org) or a client API URL. Default: PEEK_HOMESERVER or
-    the config file.
+    HOMESERVER (or -s/--homeserver) is a server name (matrix.org) or a client API URL. Default:
+    PEEK_HOMESERVER or the config file.
 
     \b
     Examples:
@@ -93,6 +97,7 @@ def login(
       pass show matrix/alice | peek login example.org -u alice --password-stdin
       peek login example.org --token - < token.txt
     """
+    given = server_or_homeserver(server, homeserver)
     if password_stdin and not user:
         fail_usage("--password-stdin needs --user (stdin holds the password)")
     if token is not None and (user or password_stdin):
@@ -103,7 +108,7 @@ def login(
         from peekcli.errors import PeekError
         from peekcli.matrix.client import MatrixClient
 
-        hs = _find_homeserver(homeserver, state_file, required=True)
+        hs = _find_homeserver(given, state_file, required=True)
         creds = _creds(state_file)
         client = MatrixClient(hs, log=output.request_log)
         if token is not None:
@@ -150,7 +155,9 @@ def _prompt(text: str, hide_input: bool = False) -> str:
 @_homeserver_argument
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per login.")
 @_state_file_option
-def whoami(homeserver: str | None, as_json: bool, state_file: Path | None) -> None:
+def whoami(
+    server: str | None, homeserver: str | None, as_json: bool, state_file: Path | None
+) -> None:
     """Show who peek is logged in as on HOMESERVER (all stored logins by default).
 
     The server is asked, so this also tells whether the login still works. Tokens are never
@@ -161,6 +168,7 @@ def whoami(homeserver: str | None, as_json: bool, state_file: Path | None) -> No
       peek whoami
       peek whoami matrix.org --json | jq -r .user_id
     """
+    given = server_or_homeserver(server, homeserver)
 
     def run() -> None:
         import json
@@ -170,7 +178,7 @@ def whoami(homeserver: str | None, as_json: bool, state_file: Path | None) -> No
         from peekcli.matrix.client import MatrixClient
 
         creds = _creds(state_file)
-        targets = _targets(homeserver, state_file, creds)
+        targets = _targets(given, state_file, creds)
         failure: PeekError | None = None
         for hs in targets:
             try:
@@ -214,7 +222,9 @@ def whoami(homeserver: str | None, as_json: bool, state_file: Path | None) -> No
     help="Only forget the login here; the session stays valid on the server.",
 )
 @_state_file_option
-def logout(homeserver: str | None, local: bool, state_file: Path | None) -> None:
+def logout(
+    server: str | None, homeserver: str | None, local: bool, state_file: Path | None
+) -> None:
     """End peek's login on HOMESERVER and forget it.
 
     The session is revoked on the server (its token stops working), then removed from the
@@ -225,6 +235,7 @@ def logout(homeserver: str | None, local: bool, state_file: Path | None) -> None
       peek logout matrix.org
       peek logout --local example.org     forget it without asking the server
     """
+    given = server_or_homeserver(server, homeserver)
 
     def run() -> None:
         from peekcli import auth
@@ -232,7 +243,7 @@ def logout(homeserver: str | None, local: bool, state_file: Path | None) -> None
         from peekcli.matrix.client import MatrixClient
 
         creds = _creds(state_file)
-        targets = _targets(homeserver, state_file, creds)
+        targets = _targets(given, state_file, creds)
         if len(targets) > 1:
             fail_usage(f"logged in to several servers ({', '.join(targets)}): name one")
         hs = targets[0]
@@ -270,7 +281,7 @@ def _find_homeserver(given: str | None, state_file: Path | None, *, required: bo
     from peekcli.matrix.discovery import find_homeserver
     from peekcli.state import StateStore, default_state_path
 
-    text, _ = effective(given or os.environ.get("PEEK_HOMESERVER") or None, None)
+    text, _ = effective(given, None)
     if not text:
         if required:
             fail_usage("name the HOMESERVER (or set PEEK_HOMESERVER)")
@@ -284,7 +295,7 @@ def _targets(given: str | None, state_file: Path | None, creds: CredentialStore)
     from peekcli.errors import TokenRejected
 
     logins = creds.logins()
-    text = given or os.environ.get("PEEK_HOMESERVER")
+    text = given
     if text:
         # A stored login matches what was typed without a network round trip.
         for hs in logins:

@@ -50,6 +50,16 @@ def homeserver_option(help: str) -> Callable[[FC], FC]:
     )
 
 
+def server_or_homeserver(server: str | None, homeserver: str | None) -> str | None:
+    """A command taking both `[SERVER]` and `-s/--homeserver`: the argument, else the option
+    (or PEEK_HOMESERVER); both typed is a usage error, as in `peek rooms`."""
+    if server and homeserver:
+        ctx = click.get_current_context()
+        if ctx.get_parameter_source("homeserver") == click.core.ParameterSource.COMMANDLINE:
+            fail_usage("give HOMESERVER or --homeserver, not both")
+    return server or homeserver or None
+
+
 TOKEN_HELP = "`-` reads it from stdin, `@FILE` from FILE (a literal token shows in `ps`)."
 
 

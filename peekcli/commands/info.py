@@ -13,6 +13,7 @@ from peekcli.commands.common import (
     Seconds,
     guarded,
     homeserver_option,
+    server_or_homeserver,
     state_file_option,
     token_option,
 )
@@ -121,7 +122,8 @@ def _write_json(doc: dict[str, Any]) -> None:
 
 
 @click.command(epilog=help_epilog("doctor"))
-@click.argument("homeserver", required=False, metavar="[HOMESERVER]")
+@click.argument("server", required=False, metavar="[HOMESERVER]")
+@homeserver_option("The homeserver to check, instead of HOMESERVER.")
 @click.option(
     "--room",
     metavar="ROOM",
@@ -138,14 +140,14 @@ def _write_json(doc: dict[str, Any]) -> None:
     hidden=True,
 )
 @_common
-def doctor(homeserver: str | None, **kw: Any) -> None:
+def doctor(server: str | None, homeserver: str | None, **kw: Any) -> None:
     """Check what HOMESERVER supports and which stream `peek watch` would use there.
 
-    HOMESERVER is a server name (example.org, found through .well-known) or a client API URL;
-    default: PEEK_HOMESERVER, the config file, or the server of --room. Checks discovery,
-    /versions, the server software, guest registration, then on a world-readable room:
-    initialSync, /events peeking and /messages. Prints a pass/fail table (plain lines when
-    piped) and the stream peek will use.
+    HOMESERVER (or -s/--homeserver) is a server name (example.org, found through .well-known)
+    or a client API URL; default: PEEK_HOMESERVER, the config file, or the server of --room.
+    Checks discovery, /versions, the server software, guest registration, then on a
+    world-readable room: initialSync, /events peeking and /messages. Prints a pass/fail table
+    (plain lines when piped) and the stream peek will use.
 
     Exits 0 only when watching works; the other codes say what failed (listed below).
 
@@ -154,7 +156,8 @@ def doctor(homeserver: str | None, **kw: Any) -> None:
       peek doctor example.org
       peek doctor https://matrix.example.org --room '#lobby:example.org'
     """
-    guarded(lambda: _doctor(homeserver, **kw))
+    given = server_or_homeserver(server, homeserver)
+    guarded(lambda: _doctor(given, **kw))
 
 
 def _doctor(
@@ -169,10 +172,6 @@ def _doctor(
     from peekcli.commands import output
     from peekcli.probe import doctor
 
-    if homeserver is None:
-        import os
-
-        homeserver = os.environ.get("PEEK_HOMESERVER") or None
     report = doctor(
         homeserver,
         room=room,

@@ -294,7 +294,7 @@ def _follow_one(
         session = open_retrying(
             room, where, opts, _hooks(label), log=output.request_log, token_homeserver=token_home
         )
-    plan = _delivery(out, session, label, lock)
+    plan = _delivery(out, session, label, lock, defer_header=opts.drain)
     with session.store.room_lock(
         session.homeserver,
         session.room_id,
@@ -309,11 +309,15 @@ def _delivery(
     session: RoomSession,
     label: str | None,
     lock: AbstractContextManager[Any] | None,
+    *,
+    defer_header: bool = False,
 ) -> Delivery:
     """The delivery plan of one room: its sink (with --exec, the command), filter and hooks."""
     from peekcli.follow.plan import Delivery
 
-    sink, on_start = _make_sink(out.as_json, room_label=label, session=session)
+    sink, on_start = _make_sink(
+        out.as_json, room_label=label, session=session, defer_header=defer_header
+    )
     if out.exec_policy is not None:
         sink = delivery.exec_sink(out.exec_policy, sink if out.as_json else None)
         on_start = None
@@ -365,12 +369,17 @@ def _follow_rooms(
 
 
 def _make_sink(
-    as_json: bool, room_label: str | None = None, session: RoomSession | None = None
+    as_json: bool,
+    room_label: str | None = None,
+    session: RoomSession | None = None,
+    *,
+    defer_header: bool = False,
 ) -> tuple[Sink, Any]:
     """The output for one room, and what to call when the run starts (the pretty header).
 
     JSON lines stay raw (each event carries its room_id); the pretty renderer marks each line
-    with `room_label` when several rooms share stdout.
+    with `room_label` when several rooms share stdout. `defer_header` (snapshot): the header
+    goes out with the first event, so a run with nothing new prints nothing.
     """
     if as_json:
         from peekcli.sinks.jsonl import JsonLinesSink
@@ -415,7 +424,9 @@ def _make_sink(
             identity=identity,
             from_token=start.from_token,
         )
-        sink.header(info, state)
+        if info.canonical_alias is None and start.ref.is_alias:
+            info.canonical_alias = start.ref.value  # the state did not say: what was typed
+        sink.header(info, state, defer=defer_header)
 
     return sink, on_start
 

@@ -468,8 +468,9 @@ class PrettyRenderer:
         if info.canonical_alias and info.name:
             out.append("  ")
             out.append(one_line(info.canonical_alias, 120), Style(color="cyan"))
-        out.append("  ")
-        out.append(one_line(info.room_id, 120), _DIM)
+        if title != info.room_id:  # without a name or alias, the id is the title: once
+            out.append("  ")
+            out.append(one_line(info.room_id, 120), _DIM)
         if info.topic:
             out.append("\n")
             out.append(one_line(info.topic, 300), Style(italic=True))

@@ -21,12 +21,24 @@ class PrettySink:
     def __init__(self, console: Console, renderer: PrettyRenderer) -> None:
         self.console = console
         self.renderer = renderer
+        self._pending_header: Any = None
 
-    def header(self, info: RoomInfo, state: Iterable[Mapping[str, Any]]) -> None:
+    def header(
+        self, info: RoomInfo, state: Iterable[Mapping[str, Any]], *, defer: bool = False
+    ) -> None:
+        """`defer`: print it with the first event, so that a snapshot with nothing new writes
+        nothing at all (cron mails any output)."""
         self.renderer.learn_state(state)
-        self.console.print(self.renderer.header(info))
+        banner = self.renderer.header(info)
+        if defer:
+            self._pending_header = banner
+        else:
+            self.console.print(banner)
 
     def write(self, event: dict[str, Any]) -> None:
+        if self._pending_header is not None:
+            banner, self._pending_header = self._pending_header, None
+            self.console.print(banner)
         for line in self.renderer.render(event):
             self.console.print(line)
 

@@ -95,6 +95,26 @@ def test_server_without_guests_says_so_and_what_to_type_next(
     assert f"peek login {strict.base_url}" in line and "--token" in line
 
 
+def test_a_wrong_password_exits_5_and_says_what_was_rejected(
+    synapse: Homeserver, tmp_path: Path
+) -> None:
+    """Synapse answers 403 M_FORBIDDEN; peek used to exit 1, the code of a network failure."""
+    user = new_user(synapse, "typo")
+    state = tmp_path / "state.json"
+    localpart = user.user_id[1:].split(":")[0]
+    args = ("login", synapse.base_url, "-u", localpart, "--password-stdin")
+    result = peek_stdin(*args, state_file=state, stdin="not-the-password\n")
+    assert (result.returncode, result.stdout) == (5, "")
+    assert result.stderr == (
+        f"peek: {synapse.base_url} refused the login for {localpart}: wrong user name or "
+        "password (M_FORBIDDEN)\n"
+    )
+    assert (
+        not (tmp_path / "credentials.json").exists()
+        or "login" not in (tmp_path / "credentials.json").read_text()
+    )
+
+
 def test_password_login_watches_a_room_without_joining_it(
     synapse: Homeserver, alice: User, tmp_path: Path
 ) -> None:

@@ -339,8 +339,11 @@ def test_wrong_password_stores_nothing(ahs: AuthHomeserver, peek, state_file: Pa
         "login", HS, "-u", "alice", "--password-stdin", "--state-file", str(state_file),
         input="hunter2\n",
     )  # fmt: skip
-    assert result.exit_code == 1
-    assert "refused the login for alice" in result.stderr and "hunter2" not in result.stderr
+    assert result.exit_code == 5  # a rejected credential; 1 would say "network failure"
+    assert result.stderr.splitlines()[-1] == (
+        f"peek: {HS} refused the login for alice: wrong user name or password (M_FORBIDDEN)"
+    )
+    assert "hunter2" not in result.stderr
     assert not creds_path(state_file).exists() or "login" not in stored(state_file)
 
 

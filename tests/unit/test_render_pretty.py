@@ -214,7 +214,7 @@ def test_header_full() -> None:
 def test_header_minimal() -> None:
     info = RoomInfo(room_id=ROOM, members=1, identity="@bob:example.org")
     assert plain(PrettyRenderer().header(info)) == (
-        "!peek:example.org  !peek:example.org\n"
+        "!peek:example.org\n"  # the id is the title: not twice
         "1 member · starting fresh · watching as @bob:example.org\n"
     )
 
