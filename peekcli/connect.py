@@ -120,18 +120,68 @@ def unknown_room(client: MatrixClient, room_id: str, via: tuple[str, ...] = ()) 
     return False
 
 
-def homeserver_for(
-    ref: RoomRef,
-    given: str | None,
+def homeserver_url(
+    text: str,
+    *,
+    discover_name: bool,
     store: StateStore | None = None,
     log: RequestLog | None = None,
 ) -> str:
-    """`--homeserver` (or env, or config) as given; else discovered from the room's server."""
-    if given:
-        return normalize_homeserver(given)
-    if ref.server_name:
-        return discover(ref.server_name, store=store, log=log)
-    raise UsageError(f"{ref.value} names no server: give --homeserver (or PEEK_HOMESERVER)")
+    """The one answer to "URL or server name?": a URL (`://`) as it is; a bare name discovered
+    through its .well-known when `discover_name` (a SERVER argument, `login`), else taken as
+    `https://NAME` (`--homeserver` of watch, snapshot, info, export, rooms)."""
+    text = text.strip()
+    if "://" in text or not discover_name:
+        return normalize_homeserver(text)
+    return discover(text, store=store, log=log)
+
+
+@dataclass
+class Server:
+    """A homeserver a command talks to: its URL, the stores, a client, the token to use."""
+
+    homeserver: str
+    store: StateStore
+    creds: CredentialStore
+    client: MatrixClient
+    #: `--token`/`PEEK_ACCESS_TOKEN`, or the config's token for this homeserver.
+    token: str | None
+    guest: GuestMode = "auto"
+
+    def identity(self) -> tuple[Identity, Callable[[], bool]]:
+        """The identity that reads here (given token, stored login, or a guest) and its renewal."""
+        return choose_identity(self.client, self.creds, token=self.token, guest=self.guest)
+
+
+def open_server(
+    opts: ConnectOptions,
+    *,
+    name: str | None = None,
+    ref: RoomRef | None = None,
+    discover_given: bool = False,
+    log: RequestLog | None = None,
+) -> Server:
+    """The homeserver of a command: `name` (a SERVER argument, discovered), else `--homeserver`
+    (option or `PEEK_HOMESERVER`; discovered only when `discover_given`), else the config file's,
+    else discovered from the server named by `ref`. Raises `UsageError` when none is known."""
+    state_path = opts.state_path or default_state_path()
+    store = StateStore(state_path)
+    if name:
+        homeserver = homeserver_url(name, discover_name=True, store=store, log=log)
+        _, token = effective(homeserver, opts.token)
+    else:
+        given, token = effective(opts.homeserver, opts.token)
+        if given:
+            homeserver = homeserver_url(given, discover_name=discover_given, store=store, log=log)
+        elif ref is not None and ref.server_name:
+            homeserver = discover(ref.server_name, store=store, log=log)
+        elif ref is not None:
+            raise UsageError(f"{ref.value} names no server: give --homeserver (or PEEK_HOMESERVER)")
+        else:
+            raise UsageError("no homeserver: give --homeserver (or PEEK_HOMESERVER)")
+    creds = CredentialStore(credentials_path_for(state_path))
+    client = MatrixClient(homeserver, log=log)
+    return Server(homeserver, store, creds, client, token, opts.guest)
 
 
 def open_room(
@@ -146,23 +196,19 @@ def open_room(
     room on another homeserver is refused before the token could reach that server.
     """
     ref = parse_room(room)
-    state_path = opts.state_path or default_state_path()
-    store = StateStore(state_path)
-    given, token = effective(opts.homeserver, opts.token)
-    homeserver = homeserver_for(ref, given, store, log)
+    server = open_server(opts, ref=ref, log=log)
+    homeserver, store, client = server.homeserver, server.store, server.client
     if opts.token and token_homeserver is not None and homeserver != token_homeserver:
         raise UsageError(
             f"{room} is on {homeserver}, but the given token belongs to {token_homeserver}: "
             "a token is only sent to its own homeserver; follow that room in a run of its own"
         )
-    creds = CredentialStore(credentials_path_for(state_path))
-    client = MatrixClient(homeserver, log=log)
-    identity, renew = choose_identity(client, creds, token=token, guest=opts.guest)
+    identity, renew = server.identity()
     remembered = store.known_alias(homeserver, ref.value) if ref.is_alias else None
     room_id = resolve(client, ref, store)
     if remembered is not None and remembered != room_id:
         room_id = _moved_alias(client, store, homeserver, ref.value, remembered, room_id)
-    return RoomSession(client, store, creds, homeserver, ref, room_id, identity, renew)
+    return RoomSession(client, store, server.creds, homeserver, ref, room_id, identity, renew)
 
 
 def _moved_alias(

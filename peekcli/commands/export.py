@@ -115,7 +115,7 @@ def _export(room: str, kw: dict[str, Any]) -> None:
         raise UsageError("--since is later than --until: nothing to export")
     rng = ExportRange(since, until, kw["limit"], kw["follow_predecessors"])
     opts = ConnectOptions(kw["homeserver"], kw["token"], kw["state_file"])
-    session = open_room(room, opts, log=output.request_log)
+    session = open_room(room, opts, log=output.current().request_log)
     progress, done = _progress_display()
     job = ExportJob(
         client=session.client,
@@ -167,7 +167,7 @@ def _writer_factory(fmt: str, homeserver: str) -> Callable[[Any], Any]:
 
 def _progress_display() -> tuple[Callable[[Progress], None], Callable[[], None]]:
     """A progress line on a terminal's stderr (events, date reached, events/s); else nothing."""
-    if output.quiet or not sys.stderr.isatty():
+    if output.current().quiet or not sys.stderr.isatty():
         return (lambda _p: None), (lambda: None)
     import time
 

@@ -222,8 +222,6 @@ def _run(rooms: tuple[str, ...], kw: dict[str, Any], *, drain: bool) -> None:
 
     if kw["ephemeral"] and not kw["as_json"]:
         fail_usage("--ephemeral goes with --json")
-    output.color = kw["color"]
-    output.seconds = kw["seconds"]
     if kw["from_token"] and len(rooms) > 1:
         fail_usage("--from goes with one ROOM: a stream token is where one room's run stood")
     try:
@@ -259,6 +257,8 @@ def _run(rooms: tuple[str, ...], kw: dict[str, Any], *, drain: bool) -> None:
         accept=accept,
         include_ephemeral=kw["ephemeral"],
         exec_policy=delivery.exec_policy(kw),
+        color=kw["color"],
+        seconds=kw["seconds"],
     )
     if len(rooms) == 1:
         guarded(lambda: _follow_one(rooms[0], where, opts, out))
@@ -274,6 +274,10 @@ class Output:
     accept: Callable[[dict[str, Any]], bool] | None
     include_ephemeral: bool
     exec_policy: ExecPolicy | None
+    #: Pretty output: True/False from --color/--no-color, None = decide from the terminal and env.
+    color: bool | None = None
+    #: Pretty output: times as HH:MM:SS.
+    seconds: bool = False
 
 
 def _follow_one(
@@ -292,7 +296,12 @@ def _follow_one(
 
     if session is None:
         session = open_retrying(
-            room, where, opts, _hooks(label), log=output.request_log, token_homeserver=token_home
+            room,
+            where,
+            opts,
+            _hooks(label),
+            log=output.current().request_log,
+            token_homeserver=token_home,
         )
     plan = _delivery(out, session, label, lock, defer_header=opts.drain)
     with session.store.room_lock(
@@ -315,9 +324,7 @@ def _delivery(
     """The delivery plan of one room: its sink (with --exec, the command), filter and hooks."""
     from peekcli.follow.plan import Delivery
 
-    sink, on_start = _make_sink(
-        out.as_json, room_label=label, session=session, defer_header=defer_header
-    )
+    sink, on_start = _make_sink(out, room_label=label, session=session, defer_header=defer_header)
     if out.exec_policy is not None:
         sink = delivery.exec_sink(out.exec_policy, sink if out.as_json else None)
         on_start = None
@@ -347,7 +354,9 @@ def _follow_rooms(
         message = str(exc)
         error(message if job.arg in message else f"{job.arg}: {message}")
 
-    jobs = open_rooms(rooms, where, opts, log=output.request_log, failed=failed, notice=note)
+    jobs = open_rooms(
+        rooms, where, opts, log=output.current().request_log, failed=failed, notice=note
+    )
     follow_rooms(
         jobs,
         lambda job, lock: _follow_one(
@@ -369,7 +378,7 @@ def _follow_rooms(
 
 
 def _make_sink(
-    as_json: bool,
+    out: Output,
     room_label: str | None = None,
     session: RoomSession | None = None,
     *,
@@ -381,7 +390,7 @@ def _make_sink(
     with `room_label` when several rooms share stdout. `defer_header` (snapshot): the header
     goes out with the first event, so a run with nothing new prints nothing.
     """
-    if as_json:
+    if out.as_json:
         from peekcli.sinks.jsonl import JsonLinesSink
 
         return JsonLinesSink(sys.stdout.buffer), None
@@ -390,11 +399,11 @@ def _make_sink(
     from peekcli.sinks.terminal import PrettySink
 
     renderer = PrettyRenderer(
-        seconds=output.seconds,
+        seconds=out.seconds,
         room_label=room_label,
         homeserver=session.homeserver if session else None,
     )
-    sink = PrettySink(make_console(sys.stdout, output.color), renderer)
+    sink = PrettySink(make_console(sys.stdout, out.color), renderer)
 
     def on_start(start: Start) -> None:
         state: list[Any] = []

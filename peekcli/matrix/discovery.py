@@ -35,18 +35,6 @@ def hostname(server_name: str) -> str:
     return server_name.partition(":")[0]
 
 
-def find_homeserver(
-    text: str,
-    store: StateStore | None = None,
-    log: RequestLog | None = None,
-) -> str:
-    """A client API URL for what the user typed: a URL as it is, a server name discovered."""
-    text = text.strip()
-    if "://" in text:
-        return normalize_homeserver(text)
-    return discover(text, store=store, log=log)
-
-
 def discover(
     server_name: str,
     *,
