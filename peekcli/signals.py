@@ -51,6 +51,7 @@ def installed() -> Iterator[None]:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
+        _stopping.clear()  # the next run in this process (tests) starts unstopped
 
 
 @contextlib.contextmanager

@@ -5,8 +5,8 @@ environment (`PEEK_ROOM_ID`, `PEEK_EVENT_ID`, `PEEK_EVENT_TYPE`, `PEEK_SENDER`).
 involved: CMD is split like a shell would (`shlex`) and run directly, so event text can never
 become shell syntax; a user who wants a shell writes `sh -c '…'`.
 
-The sink sets `save_each_event`, which makes the stream loop save the position after every event
-rather than after every chunk: the position passes an event only once CMD exited 0 for it (or
+Its delivery plan declares `save_each_event` (peekcli/follow/plan.py), which makes the stream
+loop save the position after every event rather than after every chunk: the position passes an event only once CMD exited 0 for it (or
 `--exec-failure skip` gave up on it). A kill while CMD runs leaves the position before that event,
 so the next run hands it over again: at-least-once, never skipped.
 """
@@ -89,7 +89,8 @@ def _ignore(_: str) -> None:
 class ExecSink:
     """Runs CMD for each event; on success passes the event on to `inner` (e.g. `--json`)."""
 
-    #: Tells the stream loop to save the position after every event, not only every chunk.
+    #: What its delivery plan must declare (`Delivery.save_each_event`): the loop saves the
+    #: position after every event, not only every chunk.
     save_each_event = True
 
     def __init__(
