@@ -175,6 +175,9 @@ def cli(verbose: bool, quiet: bool) -> None:
 
 
 def main() -> None:
+    from peekcli.rlimit import raise_open_file_limit
+
+    raise_open_file_limit()
     try:
         cli(prog_name="peek")
     except SystemExit as exc:

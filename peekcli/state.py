@@ -1,9 +1,14 @@
-"""The state file (positions) and the credentials file: OS lock, atomic write, schema version.
+"""The state database (positions) and the credentials file.
 
-Both files are small JSON documents. Every change is read-modify-write under an exclusive `flock`
-on a sibling `.lock` file, written to a temp file in the same directory, fsynced and moved into
-place with `os.replace`: a crash, a kill or a full disk leaves the old file or the new one, never a
-mix, and two peek processes never lose each other's updates.
+State: one SQLite database (WAL, one row per room). Saving a room's position is one small
+transaction, whatever the number of rooms: atomic and crash/kill-safe by SQLite's journal, safe for
+several peek processes by SQLite's locking. Room locks are byte-range locks in one `NAME.lock` file
+beside the state file: no open file per room, and scoped to the state file they protect. A JSON
+state file from an earlier peek is imported once (and kept as `NAME.imported`).
+
+Credentials: a small JSON document, read-modify-write under an exclusive `flock` on a sibling
+`.lock` file, written to a temp file in the same directory, fsynced and moved into place with
+`os.replace`: a crash, a kill or a full disk leaves the old file or the new one, never a mix.
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ import fcntl
 import hashlib
 import json
 import os
+import sqlite3
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -35,7 +42,7 @@ Doc = dict[str, Any]
 def default_state_path() -> Path:
     import platformdirs
 
-    return platformdirs.user_state_path("peek") / "state.json"
+    return platformdirs.user_state_path("peek") / "state.db"
 
 
 def credentials_path_for(state_path: Path) -> Path:
@@ -204,102 +211,462 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-class StateStore:
-    """Stream positions, keyed by homeserver URL and room id, plus small per-room metadata."""
+#: The first bytes of every SQLite database file.
+SQLITE_MAGIC = b"SQLite format 3\x00"
+#: How long a write waits for another process's transaction (each is one small row) before
+#: the state file is reported as stuck.
+BUSY_TIMEOUT = 60.0
+#: Byte 0 of the lock file serialises the one-time JSON import; rooms lock bytes from 1 on.
+_IMPORT_BYTE = 0
+_ROOM_BYTES = 1 << 62
+
+_TABLES = (
+    "CREATE TABLE IF NOT EXISTS positions (homeserver TEXT NOT NULL, room_id TEXT NOT NULL,"
+    " doc TEXT NOT NULL, PRIMARY KEY (homeserver, room_id)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS aliases (homeserver TEXT NOT NULL, alias TEXT NOT NULL,"
+    " room_id TEXT NOT NULL, PRIMARY KEY (homeserver, alias)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS redirects (homeserver TEXT NOT NULL, old_room TEXT NOT NULL,"
+    " new_room TEXT NOT NULL, PRIMARY KEY (homeserver, old_room)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS discovery (server_name TEXT NOT NULL PRIMARY KEY,"
+    " base_url TEXT NOT NULL, checked TEXT) WITHOUT ROWID",
+)
+Row = tuple[Any, ...]
+
+
+def legacy_json_path(path: Path) -> Path | None:
+    """The JSON state an earlier peek kept where the default database now lives, if any."""
+    return path.with_name("state.json") if path.name == "state.db" else None
+
+
+class _Database:
+    """One SQLite connection and one lock file per state file, shared by the process's threads.
+
+    One connection (not one per room or thread) keeps a thousand rooms at three open files;
+    `guard` serialises the threads, SQLite's own locking serialises processes.
+    """
 
     def __init__(self, path: Path) -> None:
-        self.file = JsonFile(path, "state file")
+        self.path = path
+        self.lock_path = path.with_name(path.name + ".lock")
+        self.guard = threading.RLock()
+        self.conn: sqlite3.Connection | None = None
+        self.lock_fd: int | None = None
+        #: Byte offsets of the room locks this process holds (threads of one run).
+        self.held: set[int] = set()
 
-    @property
-    def path(self) -> Path:
-        return self.file.path
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            if self.conn is not None:
+                self.conn.close()
+        if self.lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.lock_fd)
+
+    # -- opening ------------------------------------------------------------------------------
+
+    def _ensure_dir(self) -> None:
+        parent = self.path.parent
+        if not parent.exists():
+            try:
+                parent.mkdir(parents=True, mode=0o700)
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise StateFileError(f"cannot create {parent}: {exc.strerror}") from None
+
+    def connection(self, *, create: bool) -> sqlite3.Connection | None:
+        """The open connection; None when there is no state yet and `create` is false."""
+        with self.guard:
+            if self.conn is not None:
+                return self.conn
+            legacy = self._legacy_source()
+            if not create and legacy is None and not self.path.exists():
+                return None  # looking never creates anything
+            self._ensure_dir()
+            if legacy is not None:
+                self._import(legacy)
+            elif not self.path.exists():
+                self._create()
+            with self.errors("open"):
+                conn = sqlite3.connect(
+                    self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+                )
+                try:
+                    self._prepare(conn)
+                except BaseException:
+                    conn.close()
+                    raise
+            self.conn = conn
+            return conn
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
+        conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk when save() returns (power loss included), as with the
+        # fsynced JSON file before; the cost is one fsync per save, whatever the room count.
+        conn.execute("PRAGMA synchronous=FULL")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == SCHEMA_VERSION:
+            self._check(conn)
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StateFileError(
+                    f"state file {self.path} has schema version {version}; this peek reads "
+                    f"version {SCHEMA_VERSION} (upgrade peek)"
+                )
+            _create_tables(conn)
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        self._check(conn)
+
+    def _check(self, conn: sqlite3.Connection) -> None:
+        """A database of the right version whose tables some other program dropped is corrupt."""
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+        if not {"positions", "aliases", "redirects", "discovery"} <= names:
+            raise StateFileError(
+                f"state file {self.path} is corrupt (tables missing); move it aside to start over"
+            )
+
+    @contextlib.contextmanager
+    def errors(self, doing: str) -> Iterator[None]:
+        """SQLite's exceptions as one clear line each."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            text = str(exc)
+            if "locked" in text or "busy" in text:
+                reason = f"another process held it for {BUSY_TIMEOUT:.0f} s"
+            elif "full" in text:
+                reason = "disk full"
+            else:
+                reason = text
+            raise StateFileError(f"cannot {doing} state file {self.path}: {reason}") from None
+        except sqlite3.DatabaseError as exc:  # not a database, malformed pages
+            raise StateFileError(
+                f"state file {self.path} is corrupt ({exc}); move it aside to start over"
+            ) from None
+
+    # -- one-time import of the JSON state of earlier versions ---------------------------------
+
+    def _legacy_source(self) -> Path | None:
+        """The JSON state to import: this file (if not SQLite), or `state.json` by `state.db`."""
+        header = _header(self.path)
+        if header is not None:
+            # peek never leaves an empty file (see _create): empty is a truncated JSON state.
+            return self.path if header != SQLITE_MAGIC else None
+        legacy = legacy_json_path(self.path)
+        if legacy is not None and (old := _header(legacy)) and old != SQLITE_MAGIC:
+            return legacy
+        return None
+
+    def _import(self, source: Path) -> None:
+        """Copy a JSON state into a new database, once; the JSON stays as `NAME.imported`.
+
+        Built in a temp file and moved into place, under the lock file's import byte: a crash
+        leaves the JSON as it was, and a second peek starting at the same time finds it done.
+        """
+        fd = self.lock_file()
+        fcntl.lockf(fd, fcntl.LOCK_EX, 1, _IMPORT_BYTE)
+        try:
+            if self._legacy_source() != source:
+                return  # another process imported it meanwhile
+            doc = JsonFile(source, "state file").read()  # corrupt → the same clear errors
+            backup = source.with_name(source.name + ".imported")
+            tmp = self._build(doc)
+            try:
+                if source == self.path:
+                    _write_copy(source, backup)
+                for side in ("-wal", "-shm", "-journal"):
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(self.path.with_name(self.path.name + side))
+                os.replace(tmp, self.path)
+                if source != self.path:
+                    os.replace(source, backup)
+                _fsync_dir(self.path.parent)
+            except OSError as exc:
+                raise StateFileError(
+                    f"cannot import {source} into {self.path}: {exc.strerror}"
+                ) from None
+            finally:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        finally:
+            fcntl.lockf(fd, fcntl.LOCK_UN, 1, _IMPORT_BYTE)
+
+    def _build(self, doc: Doc) -> str:
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".db")
+        os.close(fd)
+        try:
+            with self.errors("import into"):
+                conn = sqlite3.connect(tmp, isolation_level=None)
+                try:
+                    conn.execute("BEGIN")
+                    _create_tables(conn)
+                    _fill(conn, doc)
+                    conn.execute("COMMIT")
+                    conn.execute("PRAGMA journal_mode=WAL")
+                finally:
+                    conn.close()
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        return tmp
+
+    def _create(self) -> None:
+        """A new database, complete with its tables, appears at once (never as an empty file
+        another peek could take for a truncated one)."""
+        tmp = self._build({})
+        try:
+            os.link(tmp, self.path)
+            _fsync_dir(self.path.parent)
+        except FileExistsError:
+            pass  # another peek created it first
+        except OSError as exc:
+            raise StateFileError(f"cannot create state file {self.path}: {exc.strerror}") from None
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+
+    # -- transactions -------------------------------------------------------------------------
+
+    def read(self, sql: str, args: Row = ()) -> list[Row]:
+        with self.guard:
+            conn = self.connection(create=False)
+            if conn is None:
+                return []
+            with self.errors("read"):
+                return conn.execute(sql, args).fetchall()
+
+    def write(self, change: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `change` in one transaction: all of it is saved, or none of it."""
+        with self.guard:
+            conn = self.connection(create=True)
+            assert conn is not None
+            with self.errors("write"):
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = change(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+                    raise
+                return result
+
+    # -- room locks ---------------------------------------------------------------------------
+
+    def lock_file(self) -> int:
+        """The lock file's descriptor, opened once and kept: closing any descriptor of a file
+        drops every POSIX lock the process holds on it."""
+        with self.guard:
+            if self.lock_fd is None:
+                self._ensure_dir()
+                try:
+                    self.lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+                except OSError as exc:
+                    raise StateFileError(
+                        f"cannot open the lock file {self.lock_path}: {exc.strerror}"
+                    ) from None
+            return self.lock_fd
+
+
+def _header(path: Path) -> bytes | None:
+    """The first 16 bytes of a file; None if it does not exist (or is not a regular file)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(SQLITE_MAGIC))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise StateFileError(f"cannot read state file {path}: {exc.strerror}") from None
+
+
+def _write_copy(source: Path, target: Path) -> None:
+    data = source.read_bytes()
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _create_tables(conn: sqlite3.Connection) -> None:
+    for statement in _TABLES:
+        conn.execute(statement)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _fill(conn: sqlite3.Connection, doc: Doc) -> None:
+    """Copy a JSON state document's sections into the tables (what is well formed of it)."""
+    for hs, rooms in doc.get("positions", {}).items():
+        for room_id, entry in rooms.items():
+            pos = Position.from_doc(entry)
+            if pos is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO positions VALUES (?, ?, ?)",
+                    (hs, room_id, json.dumps(pos.to_doc())),
+                )
+    for table in ("aliases", "redirects"):
+        for hs, entries in doc.get(table, {}).items():
+            for key, value in entries.items():
+                if isinstance(value, str):
+                    conn.execute(
+                        f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?)", (hs, key, value)
+                    )
+    for name, entry in doc.get("discovery", {}).items():
+        if isinstance(entry.get("base_url"), str):
+            checked = entry.get("checked")
+            conn.execute(
+                "INSERT OR REPLACE INTO discovery VALUES (?, ?, ?)",
+                (name, entry["base_url"], checked if isinstance(checked, str) else None),
+            )
+
+
+#: Open state databases by real path: every StateStore of one file in this process shares one.
+_DATABASES: weakref.WeakValueDictionary[str, _Database] = weakref.WeakValueDictionary()
+_DATABASES_GUARD = threading.Lock()
+
+
+def _database(path: Path) -> _Database:
+    key = os.path.realpath(path)
+    with _DATABASES_GUARD:
+        db = _DATABASES.get(key)
+        if db is None:
+            db = _DATABASES[key] = _Database(path)
+        return db
+
+
+class StateStore:
+    """Stream positions, keyed by homeserver URL and room id, plus small per-room metadata.
+
+    Each call is one SQLite statement or transaction touching the rows it names: its cost does
+    not grow with the number of rooms saved.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = _database(path)
 
     def get(self, homeserver: str, room_id: str) -> Position | None:
-        doc = self.file.read()
-        return Position.from_doc(doc.get("positions", {}).get(homeserver, {}).get(room_id))
+        rows = self.db.read(
+            "SELECT doc FROM positions WHERE homeserver = ? AND room_id = ?", (homeserver, room_id)
+        )
+        return _position(rows[0][0]) if rows else None
 
     def save(self, homeserver: str, room_id: str, position: Position) -> None:
         position.updated = now_iso()
 
-        def change(doc: Doc) -> None:
-            rooms = doc.setdefault("positions", {}).setdefault(homeserver, {})
-            old = Position.from_doc(rooms.get(room_id))
-            if old is not None and position.alias is None:
-                position.alias = old.alias
-            rooms[room_id] = position.to_doc()
+        def change(conn: sqlite3.Connection) -> None:
+            if position.alias is None:
+                row = conn.execute(
+                    "SELECT doc FROM positions WHERE homeserver = ? AND room_id = ?",
+                    (homeserver, room_id),
+                ).fetchone()
+                old = _position(row[0]) if row else None
+                if old is not None:
+                    position.alias = old.alias
+            conn.execute(
+                "INSERT OR REPLACE INTO positions VALUES (?, ?, ?)",
+                (homeserver, room_id, json.dumps(position.to_doc())),
+            )
 
-        self.file.update(change)
+        self.db.write(change)
 
     def forget(self, homeserver: str | None, room_id: str) -> int:
         """Drop the room's position (on one homeserver, or on all); returns how many went."""
 
-        def change(doc: Doc) -> int:
-            gone = 0
-            for hs, rooms in doc.get("positions", {}).items():
-                if (homeserver is None or hs == homeserver) and room_id in rooms:
-                    del rooms[room_id]
-                    gone += 1
-            return gone
+        def change(conn: sqlite3.Connection) -> int:
+            if homeserver is None:
+                cur = conn.execute("DELETE FROM positions WHERE room_id = ?", (room_id,))
+            else:
+                cur = conn.execute(
+                    "DELETE FROM positions WHERE homeserver = ? AND room_id = ?",
+                    (homeserver, room_id),
+                )
+            return cur.rowcount
 
-        return self.file.update(change)
+        return self.db.write(change)
 
     def positions(self) -> list[tuple[str, str, Position]]:
         out = []
-        for hs, rooms in sorted(self.file.read().get("positions", {}).items()):
-            for room_id, doc in sorted(rooms.items()):
-                pos = Position.from_doc(doc)
-                if pos is not None:
-                    out.append((hs, room_id, pos))
+        for hs, room_id, doc in sorted(self.db.read("SELECT * FROM positions")):
+            pos = _position(doc)
+            if pos is not None:
+                out.append((hs, room_id, pos))
         return out
 
     def remember_alias(self, homeserver: str, alias: str, room_id: str) -> None:
-        self.file.update(
-            lambda doc: (
-                doc.setdefault("aliases", {}).setdefault(homeserver, {}).update({alias: room_id})
+        self.db.write(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO aliases VALUES (?, ?, ?)", (homeserver, alias, room_id)
             )
         )
 
     def known_alias(self, homeserver: str, alias: str) -> str | None:
-        found = self.file.read().get("aliases", {}).get(homeserver, {}).get(alias)
-        return found if isinstance(found, str) else None
+        rows = self.db.read(
+            "SELECT room_id FROM aliases WHERE homeserver = ? AND alias = ?", (homeserver, alias)
+        )
+        return str(rows[0][0]) if rows else None
 
     def redirect(self, homeserver: str, old_room: str, new_room: str) -> None:
         """Record a room upgrade peek followed, so following `old_room` goes on in `new_room`."""
-        self.file.update(
-            lambda doc: (
-                doc.setdefault("redirects", {})
-                .setdefault(homeserver, {})
-                .update({old_room: new_room})
+        self.db.write(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO redirects VALUES (?, ?, ?)",
+                (homeserver, old_room, new_room),
             )
         )
 
     def redirect_of(self, homeserver: str, room_id: str) -> str | None:
-        found = self.file.read().get("redirects", {}).get(homeserver, {}).get(room_id)
-        return found if isinstance(found, str) else None
+        rows = self.db.read(
+            "SELECT new_room FROM redirects WHERE homeserver = ? AND old_room = ?",
+            (homeserver, room_id),
+        )
+        return str(rows[0][0]) if rows else None
 
     def forget_redirect(self, homeserver: str, room_id: str) -> bool:
-        def change(doc: Doc) -> bool:
-            return doc.get("redirects", {}).get(homeserver, {}).pop(room_id, None) is not None
-
         if self.redirect_of(homeserver, room_id) is None:
             return False  # nothing to drop: no write
-        return self.file.update(change)
+        return self.db.write(
+            lambda conn: (
+                conn.execute(
+                    "DELETE FROM redirects WHERE homeserver = ? AND old_room = ?",
+                    (homeserver, room_id),
+                ).rowcount
+                > 0
+            )
+        )
 
     def remember_homeserver(self, server_name: str, base_url: str) -> None:
         """Cache what discovery found for a server name, so later runs skip the lookup."""
-        entry = {"base_url": base_url, "checked": now_iso()}
-        self.file.update(lambda doc: doc.setdefault("discovery", {}).update({server_name: entry}))
+        self.db.write(
+            lambda conn: conn.execute(
+                "INSERT OR REPLACE INTO discovery VALUES (?, ?, ?)",
+                (server_name, base_url, now_iso()),
+            )
+        )
 
     def known_homeserver(self, server_name: str) -> tuple[str, datetime | None] | None:
         """The cached client API URL for a server name and when it was checked, if any."""
-        entry = self.file.read().get("discovery", {}).get(server_name)
-        if not isinstance(entry, dict) or not isinstance(entry.get("base_url"), str):
+        rows = self.db.read(
+            "SELECT base_url, checked FROM discovery WHERE server_name = ?", (server_name,)
+        )
+        if not rows:
             return None
+        base_url, checked_text = rows[0]
         try:
-            checked: datetime | None = datetime.fromisoformat(str(entry.get("checked")))
+            checked: datetime | None = datetime.fromisoformat(str(checked_text))
         except ValueError:
             checked = None
-        return entry["base_url"], checked
+        return str(base_url), checked
 
     @contextlib.contextmanager
     def room_lock(
@@ -313,67 +680,58 @@ class StateStore:
     ) -> Iterator[None]:
         """Held for a whole run on one room, so two peeks never deliver the same room at once.
 
+        A byte-range lock on one byte of `NAME.lock` beside this state file: no open file per
+        room, and peeks using other state files never wait for this one.
+
         Within one process (several rooms in threads) a room already held is not waited for,
         which would wait for ever on ourselves: a second follower gets `AlreadyFollowed` (the
         room is followed once); anything else (`following=False`) gets `BusyError`.
         """
-        digest = hashlib.sha256(f"{homeserver} {room_id}".encode()).hexdigest()[:16]
-        lock_dir = self.path.parent / "locks"
-        key = str(lock_dir / digest)
-        with _HELD_GUARD:
-            if key in _HELD:
+        digest = hashlib.sha256(f"{homeserver} {room_id}".encode()).digest()
+        offset = 1 + int.from_bytes(digest[:8], "big") % _ROOM_BYTES
+        db = self.db
+        busy = f"another peek is following {room_id} with this state file"
+        with db.guard:
+            if offset in db.held:
                 if not following:
-                    raise BusyError(f"another peek is following {room_id} with this state file")
+                    raise BusyError(busy)
                 raise AlreadyFollowed(
                     f"{room_id} is already followed in this run: following it once"
                 )
-            _HELD.add(key)
+            fd = db.lock_file()
+            db.held.add(offset)
         try:
-            with self._flocked(lock_dir, digest, room_id, wait=wait, on_wait=on_wait):
-                yield
-        finally:
-            with _HELD_GUARD:
-                _HELD.discard(key)
-
-    @contextlib.contextmanager
-    def _flocked(
-        self,
-        lock_dir: Path,
-        digest: str,
-        room_id: str,
-        *,
-        wait: bool,
-        on_wait: Callable[[], None] | None,
-    ) -> Iterator[None]:
-        try:
-            lock_dir.mkdir(parents=True, mode=0o700, exist_ok=True)
-            fd = os.open(lock_dir / f"{digest}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError as exc:
-            raise StateFileError(f"cannot create a lock in {lock_dir}: {exc.strerror}") from None
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not _try_lock(fd, offset):
                 if not wait:
-                    raise BusyError(
-                        f"another peek is following {room_id} with this state file"
-                    ) from None
+                    raise BusyError(busy)
                 if on_wait is not None:
                     on_wait()
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                        break
-                    except BlockingIOError:
-                        time.sleep(0.1)
-            yield
+                while not _try_lock(fd, offset):
+                    time.sleep(0.1)
+            try:
+                yield
+            finally:
+                fcntl.lockf(fd, fcntl.LOCK_UN, 1, offset)
         finally:
-            os.close(fd)
+            with db.guard:
+                db.held.discard(offset)
 
 
-#: Room locks this process holds (several rooms run in threads of one process).
-_HELD: set[str] = set()
-_HELD_GUARD = threading.Lock()
+def _try_lock(fd: int, offset: int) -> bool:
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset)
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EAGAIN):
+            return False
+        raise StateFileError(f"cannot lock a room in the lock file: {exc.strerror}") from None
+    return True
+
+
+def _position(doc: Any) -> Position | None:
+    try:
+        return Position.from_doc(json.loads(doc))
+    except (TypeError, ValueError):
+        return None
 
 
 class CredentialStore:

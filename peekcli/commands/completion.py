@@ -37,21 +37,51 @@ def _state_file_for_completion(ctx: click.Context) -> str:
         return str(given)
     if sys.platform.startswith("linux"):
         base = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
-        return os.path.join(base, "peek", "state.json")
+        return os.path.join(base, "peek", "state.db")
     from peekcli.state import default_state_path
 
     return str(default_state_path())
 
 
-def _saved_doc(ctx: click.Context) -> dict[str, object]:
+def _saved_rooms(ctx: click.Context) -> dict[str, dict[str, str | None]]:
+    """Homeserver → room id → alias, read-only from the state database (or a JSON state an
+    earlier peek left and no run has imported yet); nothing when there is none."""
     import json
+    import os
+    import sqlite3
+    from urllib.parse import quote
 
+    path = _state_file_for_completion(ctx)
+    found: dict[str, dict[str, str | None]] = {}
     try:
-        with open(_state_file_for_completion(ctx), "rb") as fh:
-            doc = json.load(fh)
-    except (OSError, ValueError):
+        with open(path, "rb") as fh:
+            is_db = fh.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        is_db = False
+        if os.path.basename(path) == "state.db":
+            path = os.path.join(os.path.dirname(path), "state.json")
+    try:
+        if is_db:
+            conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+            try:
+                rows = conn.execute("SELECT homeserver, room_id, doc FROM positions").fetchall()
+            finally:
+                conn.close()
+            docs = [(hs, room, json.loads(doc)) for hs, room, doc in rows]
+        else:
+            with open(path, "rb") as fh:
+                positions = json.load(fh).get("positions")
+            docs = [
+                (hs, room, doc)
+                for hs, rooms in positions.items()
+                for room, doc in (rooms.items() if isinstance(rooms, dict) else [])
+            ]
+    except (OSError, ValueError, AttributeError, sqlite3.Error):
         return {}
-    return doc if isinstance(doc, dict) else {}
+    for hs, room, doc in docs:
+        alias = doc.get("alias") if isinstance(doc, dict) else None
+        found.setdefault(str(hs), {})[str(room)] = alias if isinstance(alias, str) else None
+    return found
 
 
 def complete_rooms(
@@ -61,13 +91,11 @@ def complete_rooms(
     from click.shell_completion import CompletionItem
 
     seen: dict[str, str] = {}
-    positions = _saved_doc(ctx).get("positions")
-    for homeserver, rooms in positions.items() if isinstance(positions, dict) else []:
-        for room_id, pos in rooms.items() if isinstance(rooms, dict) else []:
-            alias = pos.get("alias") if isinstance(pos, dict) else None
-            if isinstance(alias, str):
+    for homeserver, rooms in _saved_rooms(ctx).items():
+        for room_id, alias in rooms.items():
+            if alias is not None:
                 seen.setdefault(alias, f"{room_id} on {homeserver}")
-            seen.setdefault(room_id, str(homeserver))
+            seen.setdefault(room_id, homeserver)
     quote = _bash_quote_needed()
     return [
         CompletionItem(_bash_quote(v) if quote else v, help=h)
@@ -112,6 +140,5 @@ def complete_homeservers(
     """Homeservers that have saved positions."""
     from click.shell_completion import CompletionItem
 
-    positions = _saved_doc(ctx).get("positions")
-    known = sorted(positions) if isinstance(positions, dict) else []
+    known = sorted(_saved_rooms(ctx))
     return [CompletionItem(hs) for hs in known if hs.startswith(incomplete)]

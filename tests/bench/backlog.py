@@ -28,6 +28,7 @@ from pathlib import Path
 from tests.bench.core import PEEK, Home, Row, Sizes, count_lines, log, median, ratio_row, run_timed
 from tests.bench.server import BenchServer, Request
 from tests.homeserver import User
+from tests.statefile import saved
 
 REPO = Path(__file__).resolve().parents[2]
 TIME_LIMIT = 1.2
@@ -73,7 +74,7 @@ def _saved_token(state_file: Path, room_id: str) -> str:
                     return found
         return None
 
-    token = find(json.loads(state_file.read_text()))
+    token = find(saved(state_file))
     if token is None:
         raise RuntimeError(f"no saved position for {room_id} in {state_file}")
     return token

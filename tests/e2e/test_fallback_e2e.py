@@ -6,12 +6,12 @@ servers without /events is reproduced in tests/unit/test_servers.py.
 
 from __future__ import annotations
 
-import json
 import signal
 from pathlib import Path
 
 from tests.e2e.peekproc import Watcher, json_lines, run_peek
 from tests.homeserver import Homeserver, User
+from tests.statefile import saved
 
 
 def bodies(events: list[dict]) -> list[str]:
@@ -44,7 +44,7 @@ def test_messages_stream_follows_live_and_resumes_exactly(
     code, err = watcher.stop(signal.SIGINT)  # most likely lands in the sleep between polls
     assert code == 130, err
     assert "Traceback" not in err and watcher.rest() == []
-    position = json.loads(state.read_text())["positions"][synapse.base_url][room]
+    position = saved(state)["positions"][synapse.base_url][room]
     assert position["kind"] == "messages"
 
     for i in range(3):

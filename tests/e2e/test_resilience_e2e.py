@@ -13,6 +13,7 @@ import pty
 import queue
 import re
 import signal
+import sqlite3
 import subprocess
 import termios
 import threading
@@ -28,6 +29,7 @@ import requests
 
 from tests.e2e.peekproc import Watcher, json_lines, peek_command, peek_env, run_peek
 from tests.homeserver import Homeserver, User
+from tests.statefile import saved
 
 #: Events per /events request (peekcli.follow.strategies.BATCH_LIMIT, Synapse's maximum).
 CHUNK = 1000
@@ -43,7 +45,7 @@ def bodies(events: list[dict[str, Any]]) -> list[str]:
 
 
 def last_saved(hs: Homeserver, room: str, state: Path) -> str | None:
-    doc = json.loads(state.read_text())
+    doc = saved(state)
     return doc["positions"][hs.base_url][room].get("last_event_id")
 
 
@@ -150,21 +152,28 @@ class Terminal:
 
 @contextmanager
 def state_watchdog(state: Path) -> Iterator[list[int]]:
-    """Read the state file over and over while the body runs: it must always be whole JSON."""
+    """Read the state database over and over while the body runs (as another program would,
+    with its own connection): it must always pass SQLite's check and read whole."""
     stop = threading.Event()
     reads = [0]
     broken: list[str] = []
 
     def watch() -> None:
         while not stop.is_set():
-            try:
-                raw = state.read_bytes()
-            except FileNotFoundError:
+            if not state.exists():
                 continue
             try:
-                json.loads(raw)
-            except ValueError:
-                broken.append(raw[:200].decode(errors="replace"))
+                conn = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=30)
+                try:
+                    check = conn.execute("PRAGMA quick_check").fetchone()
+                    for (doc,) in conn.execute("SELECT doc FROM positions"):
+                        json.loads(doc)
+                finally:
+                    conn.close()
+                if check != ("ok",):
+                    broken.append(str(check))
+            except (sqlite3.Error, ValueError) as exc:
+                broken.append(repr(exc))
             reads[0] += 1
             time.sleep(0.002)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import uuid
 from pathlib import Path
@@ -10,6 +9,7 @@ from urllib.parse import quote
 
 from tests.e2e.peekproc import Watcher, json_lines, run_peek
 from tests.homeserver import Homeserver, User
+from tests.statefile import saved
 
 
 def bodies(events: list[dict]) -> list[str]:
@@ -32,7 +32,7 @@ def test_alias_and_its_links_resolve_and_are_remembered(
     synapse.send_text(alice, room, "live")
     assert bodies(watcher.events(1)) == ["live"]
     assert watcher.proc.wait(20) == 0  # --max-events reached: exits by itself
-    doc = json.loads(state.read_text())
+    doc = saved(state)
     assert doc["aliases"][synapse.base_url][alias] == room
     assert doc["positions"][synapse.base_url][room]["alias"] == alias
 
@@ -67,7 +67,7 @@ def test_two_rooms_at_once_both_arrive_and_each_position_is_saved(
     code, err = watcher.stop(signal.SIGINT)
     assert code == 130, err
     assert "Traceback" not in err
-    positions = json.loads(state.read_text())["positions"][synapse.base_url]
+    positions = saved(state)["positions"][synapse.base_url]
     assert positions[one]["last_event_id"] == last_one
     assert positions[two]["last_event_id"] == last_two
 
@@ -103,7 +103,7 @@ def test_forbidden_room_beside_a_good_one_is_reported_and_the_good_one_goes_on(
     assert code == 130, err
     reported = [line for line in err.splitlines() if private_room in line]
     assert len(reported) == 1 and "cannot read" in reported[0], err
-    positions = json.loads(state.read_text())["positions"][synapse.base_url]
+    positions = saved(state)["positions"][synapse.base_url]
     assert good in positions and private_room not in positions
 
 

@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from tests.e2e.peekproc import Watcher, json_lines, run_peek
 from tests.homeserver import Homeserver, User
+from tests.statefile import saved
 
 
 def upgrade(hs: Homeserver, user: User, room: str) -> str:
@@ -31,7 +32,7 @@ def wait_until(check: Callable[[], bool], timeout: float = 20) -> None:
 
 def saved_last(state: Path, homeserver: str, room: str) -> str | None:
     try:
-        doc = json.loads(state.read_text())
+        doc = saved(state)
     except (OSError, ValueError):
         return None
     return doc.get("positions", {}).get(homeserver, {}).get(room, {}).get("last_event_id")
@@ -104,7 +105,7 @@ def test_watch_follows_an_upgrade_and_every_message_arrives_once(
     assert len(ids) == len(set(ids)), "an event was delivered twice"
     # The switch is announced on stderr, naming the new room.
     assert f"replaced by {new}" in err
-    doc = json.loads(state.read_text())
+    doc = saved(state)
     assert doc["redirects"][synapse.base_url] == {old: new}
 
     # A later run on the OLD room goes on in the new one, where the watcher stopped.
@@ -231,9 +232,9 @@ def test_a_replacement_that_cannot_be_read_fails_clearly_and_keeps_the_old_posit
     assert result.returncode == 3, result.stderr
     assert new in result.stderr and "not world-readable" in result.stderr
     assert "Traceback" not in result.stderr
-    doc = json.loads(state.read_text())
-    saved = doc["positions"][synapse.base_url][old]
-    assert saved["replaced_by"] == new
+    doc = saved(state)
+    position = doc["positions"][synapse.base_url][old]
+    assert position["replaced_by"] == new
     assert old not in doc.get("redirects", {}).get(synapse.base_url, {})
     # Still refused next time (not silently stuck on the dead room).
     again = run_peek("snapshot", old, *hs, "--json", state_file=state)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tests.e2e.peekproc import Watcher, json_lines, run_peek
 from tests.homeserver import Homeserver, User
+from tests.statefile import saved
 
 
 def bodies(events: list[dict]) -> list[str]:
@@ -44,7 +45,7 @@ def test_live_messages_arrive_and_a_second_run_resumes_exactly(
     # Nothing new: nothing printed, nothing repeated.
     empty = run_peek("snapshot", room, *hs, "--json", state_file=state)
     assert (empty.returncode, empty.stdout) == (0, "")
-    doc = json.loads(state.read_text())
+    doc = saved(state)
     assert doc["positions"][synapse.base_url][room]["kind"] == "events"
 
 

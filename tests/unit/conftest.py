@@ -12,8 +12,11 @@ from click.testing import CliRunner, Result
 
 from peekcli.cli import cli
 from tests.exitcodes import check_declared
+from tests.statefile import saved, write_saved
 from tests.unit.hostilehs import HostileServer
 from tests.unit.mockhs import FakeHomeserver
+
+__all__ = ["lines", "saved", "write_saved"]
 
 
 @pytest.fixture(autouse=True)
@@ -40,7 +43,7 @@ def _exits_are_declared(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def state_file(tmp_path: Path) -> Path:
-    return tmp_path / "peek" / "state.json"
+    return tmp_path / "peek" / "state.db"
 
 
 @pytest.fixture
@@ -70,10 +73,6 @@ def peek(state_file: Path) -> Any:
 
 def lines(result: Result) -> list[dict[str, Any]]:
     return [json.loads(line) for line in result.stdout.splitlines()]
-
-
-def saved(state_file: Path) -> dict[str, Any]:
-    return json.loads(state_file.read_text())
 
 
 @pytest.fixture

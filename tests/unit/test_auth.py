@@ -323,7 +323,7 @@ def test_password_login_asks_for_a_refresh_token_and_stores_it_privately(
     assert stat.S_IMODE(os.stat(creds_path(state_file)).st_mode) == 0o600
     for secret in ("s3cret", "acc-1", "ref-1"):
         assert secret not in result.stdout + result.stderr
-    assert "acc-1" not in (state_file.read_text() if state_file.exists() else "")
+    assert b"acc-1" not in (state_file.read_bytes() if state_file.exists() else b"")
 
 
 def test_password_prompt_does_not_echo(ahs: AuthHomeserver, peek, state_file: Path) -> None:

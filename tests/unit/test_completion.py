@@ -30,18 +30,26 @@ def complete(words: str, state_file: Path) -> list[str]:
 
 
 def write_state(path: Path) -> None:
+    from peekcli.state import Position, StateStore
+
+    store = StateStore(path)
+    store.save("https://a.test", "!one:a.test", Position("t", alias="#lobby:a.test"))
+    store.save("https://b.test", "!two", Position("u"))
+
+
+def test_rooms_complete_from_a_json_state_not_imported_yet(tmp_path: Path) -> None:
+    """Until a run imports it, the JSON state of an earlier peek still completes."""
     doc = {
         "version": 1,
-        "positions": {
-            "https://a.test": {"!one:a.test": {"token": "t", "alias": "#lobby:a.test"}},
-            "https://b.test": {"!two": {"token": "u"}},
-        },
+        "positions": {"https://a.test": {"!one:a.test": {"token": "t", "alias": "#lobby:a.test"}}},
     }
-    path.write_text(json.dumps(doc))
+    (tmp_path / "state.json").write_text(json.dumps(doc))
+    assert complete("peek watch '", tmp_path / "state.db") == ["!one:a.test", "#lobby:a.test"]
+    assert not (tmp_path / "state.db").exists()
 
 
 def test_rooms_complete_from_saved_positions(tmp_path: Path) -> None:
-    state = tmp_path / "state.json"
+    state = tmp_path / "state.db"
     write_state(state)
     # bash inserts a completion as it is: ids and aliases come quoted (see the test below).
     assert complete("peek watch ", state) == ["'!one:a.test'", "'!two'", "'#lobby:a.test'"]
@@ -62,7 +70,7 @@ def test_commands_complete(tmp_path: Path) -> None:
 def test_bash_inserts_rooms_that_the_shell_reads_back_as_typed(tmp_path: Path) -> None:
     """Unquoted, `#lobby:…` would make the rest of the line a comment and `!id` a history
     expansion ("event not found"): what bash inserts must parse back to the room itself."""
-    state = tmp_path / "state.json"
+    state = tmp_path / "state.db"
     write_state(state)
     script = subprocess.run(
         [sys.executable, "-m", "peekcli", "completion", "bash"], capture_output=True, text=True

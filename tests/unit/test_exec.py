@@ -114,8 +114,9 @@ def test_the_position_moves_after_every_event(
     hs.chain([message(1), message(2), message(3)])
     # CMD reads the state file as it runs: the event before it must already be saved.
     check = py(
-        "import json, os, sys; doc = json.load(open(sys.argv[1]));"
-        "pos = doc['positions'][sys.argv[2]][sys.argv[3]];"
+        "import json, os, sqlite3, sys; db = sqlite3.connect(sys.argv[1]);"
+        "pos = json.loads(db.execute('SELECT doc FROM positions WHERE homeserver = ?"
+        " AND room_id = ?', sys.argv[2:4]).fetchone()[0]);"
         "open(sys.argv[4], 'a').write(os.environ['PEEK_EVENT_ID'] + ' after '"
         " + str(pos.get('last_event_id')) + '\\n')",
         str(state_file),

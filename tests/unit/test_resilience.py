@@ -118,13 +118,13 @@ def status_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if "retrying in" in line]
 
 
-def prime(hs: FaultyHomeserver, peek: Any, state_file: Path) -> bytes:
-    """A first snapshot that saves the position `t1` (after $ev1); returns the state file."""
+def prime(hs: FaultyHomeserver, peek: Any, state_file: Path) -> dict[str, Any]:
+    """A first snapshot that saves the position `t1` (after $ev1); returns what is saved."""
     hs.chain([message(1)], [message(2)])
     first = peek("snapshot", ROOM, "-s", HS, "--json", "--history", "0", "--max-events", "1")
     assert first.exit_code == 0, first.stderr
     assert saved(state_file)["positions"][HS][ROOM]["token"] == "t1"
-    return state_file.read_bytes()
+    return saved(state_file)
 
 
 # -- every failure class ---------------------------------------------------------------------
@@ -206,7 +206,7 @@ def test_failures_exhausting_max_retries_exit_1_and_leave_the_state_byte_identic
     )
     assert len(status_lines(result.stderr)) == 2
     assert hs.froms()[-3:] == ["t1", "t1", "t1"] and len(hs.calls("/events")) == 1 + 3
-    assert state_file.read_bytes() == before
+    assert saved(state_file) == before
     # Once the server is back, the stream goes on from there: nothing was skipped.
     hs.faults.clear()
     again = peek("snapshot", ROOM, "-s", HS, "--json")
@@ -221,7 +221,7 @@ def test_max_retries_0_fails_on_the_first_error_without_a_status_line(
     result = peek("watch", ROOM, "-s", HS, "--json", "--max-retries", "0")
     assert result.exit_code == 1
     assert result.stderr == "peek: https://hs.test answered HTTP 503 (M_UNKNOWN: down)\n"
-    assert waits.slept == [] and state_file.read_bytes() == before
+    assert waits.slept == [] and saved(state_file) == before
 
 
 # -- backoff -----------------------------------------------------------------------------------
@@ -272,13 +272,13 @@ def test_snapshot_retries_quickly_then_exits_1_with_the_state_untouched(
     assert result.exit_code == 1 and result.stdout == ""
     assert waits.slept == [1.0, 2.0, 4.0]  # default: 3 quick retries
     assert "gave up after 3 retries" in result.stderr.splitlines()[-1]
-    assert state_file.read_bytes() == before
+    assert saved(state_file) == before
     # More retries never wait more than a few seconds each: cron runs must end.
     waits.slept.clear()
     longer = peek("snapshot", ROOM, "-s", HS, "--json", "--max-retries", "7")
     assert longer.exit_code == 1
     assert waits.slept == [1.0, 2.0, 4.0, 4.0, 4.0, 4.0, 4.0]
-    assert state_file.read_bytes() == before
+    assert saved(state_file) == before
 
 
 # -- first contact: discovery, guest registration, alias lookup ------------------------------------
@@ -484,7 +484,7 @@ def test_a_fresh_guest_rejected_at_once_is_not_renewed_in_a_loop(
     assert result.exit_code == 5
     assert hs.guests == 2  # the first guest and one renewal, no more
     assert "M_UNKNOWN_TOKEN" in result.stderr and "guest-token" not in result.stderr
-    assert state_file.read_bytes() == before
+    assert saved(state_file) == before
 
 
 def test_rejected_user_token_mid_watch_exits_5_clearly_and_keeps_the_position(
@@ -497,7 +497,7 @@ def test_rejected_user_token_mid_watch_exits_5_clearly_and_keeps_the_position(
     assert result.exit_code == 5
     assert [e["event_id"] for e in lines(result)] == ["$ev1"]
     assert result.stderr.startswith("peek: https://hs.test rejected the given token")
-    assert "user-secret-42" not in result.stderr + result.stdout + state_file.read_text()
+    assert "user-secret-42" not in result.stderr + result.stdout + str(saved(state_file))
     assert hs.guests == 0
     assert saved(state_file)["positions"][HS][ROOM]["token"] == "t1"
 
@@ -509,7 +509,7 @@ def test_unreadable_state_file_is_named_and_left_alone(
     hs: FaultyHomeserver, tmp_path: Path
 ) -> None:
     # Tests run as root, so chmod cannot make a file unreadable: a directory in its place can.
-    default = tmp_path / "xdg-state" / "peek" / "state.json"
+    default = tmp_path / "xdg-state" / "peek" / "state.db"
     default.mkdir(parents=True)
     (default / "keep").write_text("x")
     hs.chain([message(1)])

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: What a start-up may load from peek: the group, the shared helpers, nothing else.
 BASE = {"peekcli", "peekcli.cli", "peekcli.commands", "peekcli.commands.common",
-        "peekcli.commands.output", "peekcli.errors"}  # fmt: skip
+        "peekcli.commands.output", "peekcli.errors", "peekcli.rlimit"}  # fmt: skip
 
 
 def _loaded(args: list[str], **env: str) -> set[str]:

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from peekcli.cli import cli
 from peekcli.state import StateStore
-from tests.unit.conftest import lines, saved
+from tests.unit.conftest import lines, saved, write_saved
 from tests.unit.mockhs import HS, ROOM, FakeHomeserver, message
 
 OTHER_HS = "https://other.test"
@@ -84,7 +84,7 @@ def test_no_command_ever_prints_a_token(two_rooms: None, state_file: Path) -> No
     # Even a token that found its way into the state file (hand edit, old version) stays hidden.
     doc = saved(state_file)
     doc["positions"][HS][ROOM]["access_token"] = "leaked-secret"
-    state_file.write_text(json.dumps(doc))
+    write_saved(state_file, doc)
     outputs = [
         state(state_file, "list"),
         state(state_file, "list", "--json"),
@@ -126,7 +126,7 @@ def test_forget_by_room_id_alias_or_link_then_the_next_run_starts_fresh(
     assert result.exit_code == 0, result.stderr
     assert result.stdout == f"forgot {ROOM} (#lobby:hs.test) on {HS}\n"
     positions = saved(state_file)["positions"]
-    assert ROOM not in positions[HS] and OTHER_ROOM in positions[OTHER_HS]
+    assert ROOM not in positions.get(HS, {}) and OTHER_ROOM in positions[OTHER_HS]
     # Credentials are not positions: the guest stays.
     assert json.loads(state_file.with_name("credentials.json").read_text())["homeservers"][HS]
     # With no position, the next run is a first run again: history first.
@@ -140,10 +140,10 @@ def test_forget_a_room_known_only_through_the_alias_cache(
 ) -> None:
     doc = saved(state_file)
     del doc["positions"][HS][ROOM]["alias"]  # reached by id later; the alias is still cached
-    state_file.write_text(json.dumps(doc))
+    write_saved(state_file, doc)
     result = state(state_file, "forget", "#lobby:hs.test")
     assert result.exit_code == 0, result.stderr
-    assert ROOM not in saved(state_file)["positions"][HS]
+    assert ROOM not in saved(state_file)["positions"].get(HS, {})
 
 
 def test_forget_limited_to_one_homeserver(two_rooms: None, state_file: Path) -> None:
@@ -152,28 +152,28 @@ def test_forget_limited_to_one_homeserver(two_rooms: None, state_file: Path) -> 
     assert wrong.stderr == f"peek: no saved position for {ROOM} in {state_file}\n"
     assert ROOM in saved(state_file)["positions"][HS]
     right = state(state_file, "forget", ROOM, "-s", HS)
-    assert right.exit_code == 0 and ROOM not in saved(state_file)["positions"][HS]
+    assert right.exit_code == 0 and ROOM not in saved(state_file)["positions"].get(HS, {})
 
 
 def test_forget_an_unknown_room_exits_1_and_changes_nothing(
     two_rooms: None, state_file: Path
 ) -> None:
-    before = state_file.read_bytes()
+    before = saved(state_file)
     result = state(state_file, "forget", "#nope:hs.test")
     assert result.exit_code == 1 and result.stdout == ""
     assert "no saved position for #nope:hs.test" in result.stderr
-    assert state_file.read_bytes() == before
+    assert saved(state_file) == before
 
 
 def test_forget_while_another_peek_follows_the_room_exits_6(
     two_rooms: None, state_file: Path
 ) -> None:
-    before = state_file.read_bytes()
+    before = saved(state_file)
     with StateStore(state_file).room_lock(HS, ROOM):
         result = state(state_file, "forget", ROOM)
     assert result.exit_code == 6
     assert "another peek is following" in result.stderr
-    assert state_file.read_bytes() == before
+    assert saved(state_file) == before
 
 
 def test_path_prints_the_state_file_in_use(state_file: Path, tmp_path: Path) -> None:
@@ -183,7 +183,7 @@ def test_path_prints_the_state_file_in_use(state_file: Path, tmp_path: Path) -> 
     )
     assert from_env.stdout == f"{tmp_path / 'env.json'}\n"
     default = CliRunner().invoke(cli, ["state", "path"])
-    assert default.stdout == f"{tmp_path / 'xdg-state' / 'peek' / 'state.json'}\n"
+    assert default.stdout == f"{tmp_path / 'xdg-state' / 'peek' / 'state.db'}\n"
     assert not state_file.exists()  # looking never creates anything
 
 

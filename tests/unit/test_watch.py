@@ -120,10 +120,13 @@ def test_guest_is_registered_once_stored_privately_and_sent_as_bearer(
     creds = json.loads(creds_file.read_text())
     assert creds["homeservers"][HS]["guest"]["access_token"] == "guest-token-1"
     assert stat.S_IMODE(os.stat(creds_file).st_mode) == 0o600
-    assert stat.S_IMODE(os.stat(state_file).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(state_file.parent).st_mode) == 0o700
-    # The token is never in the state file, and travels only as a header.
-    assert "guest-token" not in state_file.read_text()
+    # The state database and its journal and lock files: 0600, and never a token in them.
+    state_files = list(state_file.parent.glob(state_file.name + "*"))
+    assert state_file in state_files and len(state_files) >= 2
+    for path in state_files:
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, path
+        assert b"guest-token" not in path.read_bytes()
     for call in hs.calls("/events") + hs.calls("initialSync"):
         assert call.request.headers["Authorization"] == "Bearer guest-token-1"
         assert "access_token" not in call.request.url
@@ -234,11 +237,11 @@ def test_non_json_reply_after_retries_exits_1_and_keeps_state(
 ) -> None:
     hs.chain([message(1)])
     peek("snapshot", ROOM, "-s", HS, "--json", "--history", "0")
-    before = state_file.read_bytes()
+    before = saved(state_file)
     hs.events_by_token["t1"] = (200, "<html>gateway</html>")
     result = peek("snapshot", ROOM, "-s", HS, "--json", "--max-retries", "0")
     assert result.exit_code == 1 and "not JSON" in result.stderr
-    assert state_file.read_bytes() == before
+    assert saved(state_file) == before
 
 
 def test_corrupt_state_file_is_reported_and_left_alone(
