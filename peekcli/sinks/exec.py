@@ -6,9 +6,10 @@ involved: CMD is split like a shell would (`shlex`) and run directly, so event t
 become shell syntax; a user who wants a shell writes `sh -c '…'`.
 
 Its delivery plan declares `save_each_event` (peekcli/follow/plan.py), which makes the stream
-loop save the position after every event rather than after every chunk: the position passes an event only once CMD exited 0 for it (or
-`--exec-failure skip` gave up on it). A kill while CMD runs leaves the position before that event,
-so the next run hands it over again: at-least-once, never skipped.
+loop save the position after every event rather than after every chunk: the position passes an
+event only once CMD exited 0 for it (or `--exec-failure skip` gave up on it). A kill while CMD
+runs leaves the position before that event, so the next run hands it over again: at-least-once,
+never skipped.
 """
 
 from __future__ import annotations
