@@ -308,9 +308,9 @@ def test_first_contact_with_a_down_server_is_retried_like_the_stream(
     # A watch waits for ever (here: 9 failures, the backoff growing up to its cap).
     waits.slept.clear()
     hs.register_faults = [DNS] * 9
-    state_file.unlink()  # a fresh start, and no stored guest: it registers again
-    credentials_path_for(state_file).unlink()
-    watched = peek("watch", ROOM, "-s", HS, "--json", "--history", "0", "--max-events", "1")
+    credentials_path_for(state_file).unlink()  # no stored guest: it registers again
+    args = ("watch", ROOM, "-s", HS, "--json", "--history", "0", "--max-events", "1")
+    watched = peek(*args, "--reset")
     assert watched.exit_code == 0, watched.stderr
     assert [e["event_id"] for e in lines(watched)] == ["$ev1"]
     assert waits.slept == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
