@@ -12,6 +12,7 @@ peek processes sharing a login never both spend the same refresh token.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,8 +27,10 @@ from peekcli.errors import (
     NetworkError,
     NotFoundError,
     PeekError,
+    StateNotWritable,
     TokenRejected,
     UnrecognizedError,
+    UsageError,
 )
 from peekcli.matrix import oauth
 from peekcli.matrix.client import JSON, MatrixClient
@@ -94,6 +97,26 @@ def guest_refused(homeserver: str, detail: str) -> GuestRefused:
     )
 
 
+def no_registration(client: MatrixClient, exc: MatrixError) -> PeekError:
+    """A 404 / M_UNRECOGNIZED on guest registration: a wrong URL, or a server without it.
+
+    `/versions` tells the two apart: every Matrix server answers it at the right base URL.
+    """
+    what = exc.errcode or f"HTTP {exc.status}"
+    try:
+        client.versions()
+    except PeekError:
+        base = client.base_url
+        cut = base.find("/_matrix")
+        hint = (
+            f"give the homeserver's base URL, without /_matrix/…: {base[:cut]}"
+            if cut >= 0
+            else "check the URL (the homeserver's base URL), or it is not a Matrix homeserver"
+        )
+        return UsageError(f"no Matrix client API at {base} (/register: {what}); {hint}")
+    return guest_refused(client.base_url, f"it does not offer guest registration: {what}")
+
+
 def logged_out(homeserver: str, detail: str) -> TokenRejected:
     return TokenRejected(
         f"logged out of {homeserver}: {detail}; run `{login_command(homeserver)}` again",
@@ -105,7 +128,9 @@ def register_guest(client: MatrixClient, creds: CredentialStore) -> Identity:
     """Register a guest, store its token for later runs, and switch `client` to it."""
     try:
         reply = client.register_guest()
-    except (ForbiddenError, NotFoundError, UnrecognizedError) as exc:
+    except (NotFoundError, UnrecognizedError) as exc:
+        raise no_registration(client, exc) from None
+    except ForbiddenError as exc:
         raise guest_refused(client.base_url, exc.errcode or f"HTTP {exc.status}") from None
     except TokenRejected as exc:
         # Some servers answer a guest registration they do not offer with 401 and a UIA flow.
@@ -124,7 +149,9 @@ def register_guest(client: MatrixClient, creds: CredentialStore) -> Identity:
     device_id = reply.get("device_id")
     if isinstance(device_id, str):
         entry["device_id"] = device_id
-    creds.put(client.base_url, "guest", entry)
+    # A read-only state folder: this run keeps the guest, the next one registers anew.
+    with contextlib.suppress(StateNotWritable):
+        creds.put(client.base_url, "guest", entry)
     client.token = token
     return Identity("guest", entry["user_id"], entry.get("device_id"))
 

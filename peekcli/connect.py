@@ -8,6 +8,7 @@ saved position stays reachable when the directory is not).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +30,9 @@ from peekcli.errors import (
 from peekcli.matrix.client import API, MatrixClient, q
 from peekcli.matrix.discovery import discover
 from peekcli.matrix.events import predecessor_of
-from peekcli.matrix.http import RequestLog
+from peekcli.matrix.http import Http, RequestLog, pooled_session
 from peekcli.matrix.ids import RoomRef, normalize_homeserver, parse_room
+from peekcli.retry import Gate
 from peekcli.state import CredentialStore, StateStore, credentials_path_for, default_state_path
 
 #: `--guest` → "force", `--no-guest` → "never", neither → "auto" (login or token, else a guest).
@@ -73,6 +75,37 @@ class RoomSession:
     room_id: str
     identity: Identity
     renew: Callable[[], bool] = field(default=lambda: False)
+    #: The backoff shared with the run's other rooms on this homeserver (several rooms).
+    gate: Gate | None = None
+
+
+@dataclass
+class Shared:
+    """What the rooms of one run share: per homeserver one HTTP session (its pool sized for
+    `rooms`), one identity (one guest, registered once) and one backoff gate; per server name
+    one discovery. Safe to use from the threads that open rooms side by side."""
+
+    rooms: int
+    #: Seconds over which rooms waiting on a gate spread their resumption.
+    spread: float = 1.0
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+    _locks: dict[str, threading.Lock] = field(default_factory=dict)
+    _sessions: dict[str, Http] = field(default_factory=dict)
+    _gates: dict[str, Gate] = field(default_factory=dict)
+
+    def lock(self, key: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def http(self, homeserver: str, log: RequestLog | None) -> Http:
+        with self._guard:
+            if homeserver not in self._sessions:
+                self._sessions[homeserver] = Http(log=log, session=pooled_session(self.rooms + 4))
+            return self._sessions[homeserver]
+
+    def gate(self, homeserver: str) -> Gate:
+        with self._guard:
+            return self._gates.setdefault(homeserver, Gate(self.spread))
 
 
 def forbidden(session: RoomSession, exc: ForbiddenError) -> MatrixError:
@@ -147,10 +180,20 @@ class Server:
     #: `--token`/`PEEK_ACCESS_TOKEN`, or the config's token for this homeserver.
     token: str | None
     guest: GuestMode = "auto"
+    shared: Shared | None = None
 
     def identity(self) -> tuple[Identity, Callable[[], bool]]:
-        """The identity that reads here (given token, stored login, or a guest) and its renewal."""
-        return choose_identity(self.client, self.creds, token=self.token, guest=self.guest)
+        """The identity that reads here (given token, stored login, or a guest) and its renewal;
+        with several rooms, the rooms of one homeserver register one guest between them."""
+        if self.shared is None:
+            return choose_identity(self.client, self.creds, token=self.token, guest=self.guest)
+        lock = self.shared.lock(f"identity {self.homeserver}")
+        with lock:
+            # The first room registers the guest and stores it; the others find it stored.
+            found = choose_identity(self.client, self.creds, token=self.token, guest=self.guest)
+        if found[0].kind == "guest":
+            _share_guest_renewal(self.client, self.creds, self.homeserver, lock)
+        return found
 
 
 def open_server(
@@ -160,6 +203,7 @@ def open_server(
     ref: RoomRef | None = None,
     discover_given: bool = False,
     log: RequestLog | None = None,
+    shared: Shared | None = None,
 ) -> Server:
     """The homeserver of a command: `name` (a SERVER argument, discovered), else `--homeserver`
     (option or `PEEK_HOMESERVER`; discovered only when `discover_given`), else the config file's,
@@ -173,6 +217,9 @@ def open_server(
         given, token = effective(opts.homeserver, opts.token)
         if given:
             homeserver = homeserver_url(given, discover_name=discover_given, store=store, log=log)
+        elif ref is not None and ref.server_name and shared is not None:
+            with shared.lock(f"discover {ref.server_name}"):  # one lookup per server name
+                homeserver = discover(ref.server_name, store=store, log=log)
         elif ref is not None and ref.server_name:
             homeserver = discover(ref.server_name, store=store, log=log)
         elif ref is not None:
@@ -180,8 +227,9 @@ def open_server(
         else:
             raise UsageError("no homeserver: give --homeserver (or PEEK_HOMESERVER)")
     creds = CredentialStore(credentials_path_for(state_path))
-    client = MatrixClient(homeserver, log=log)
-    return Server(homeserver, store, creds, client, token, opts.guest)
+    http = shared.http(homeserver, log) if shared is not None else None
+    client = MatrixClient(homeserver, log=log, http=http)
+    return Server(homeserver, store, creds, client, token, opts.guest, shared)
 
 
 def open_room(
@@ -189,14 +237,16 @@ def open_room(
     opts: ConnectOptions,
     log: RequestLog | None = None,
     token_homeserver: str | None = None,
+    shared: Shared | None = None,
 ) -> RoomSession:
     """Parse and resolve the room, and pick the identity that will watch it.
 
     `token_homeserver`: where a given `--token` was already sent (several rooms in one run); a
     room on another homeserver is refused before the token could reach that server.
+    `shared`: the session, identity and backoff the run's other rooms on the same homeserver use.
     """
     ref = parse_room(room)
-    server = open_server(opts, ref=ref, log=log)
+    server = open_server(opts, ref=ref, log=log, shared=shared)
     homeserver, store, client = server.homeserver, server.store, server.client
     if opts.token and token_homeserver is not None and homeserver != token_homeserver:
         raise UsageError(
@@ -208,7 +258,32 @@ def open_room(
     room_id = resolve(client, ref, store)
     if remembered is not None and remembered != room_id:
         room_id = _moved_alias(client, store, homeserver, ref.value, remembered, room_id)
-    return RoomSession(client, store, server.creds, homeserver, ref, room_id, identity, renew)
+    gate = shared.gate(homeserver) if shared is not None else None
+    return RoomSession(client, store, server.creds, homeserver, ref, room_id, identity, renew, gate)
+
+
+def _share_guest_renewal(
+    client: MatrixClient, creds: CredentialStore, homeserver: str, lock: threading.Lock
+) -> None:
+    """A guest the server forgot is replaced once for all the rooms of the homeserver.
+
+    The first room refused registers a new guest; the others, refused with the same old
+    token, take the one it stored instead of registering one each.
+    """
+    renew = client.on_token_rejected
+    if renew is None:
+        return
+
+    def shared_renew() -> bool:
+        refused = client.token
+        with lock:
+            stored = creds.get(homeserver, "guest")
+            if stored is not None and stored["access_token"] != refused:
+                client.token = stored["access_token"]
+                return True
+            return renew()
+
+    client.on_token_rejected = shared_renew
 
 
 def _moved_alias(

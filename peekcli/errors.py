@@ -267,6 +267,11 @@ class StateFileError(PeekError):
     """The state or credentials file is unreadable, corrupt or unwritable; never overwritten."""
 
 
+class StateNotWritable(StateFileError):
+    """The state folder is read-only for this user: commands that only read go on without
+    saving (a guest token is then kept for this run only); saving a position fails."""
+
+
 class ExecFailed(PeekError):
     exit_code = EXIT_EXEC_FAILED
 

@@ -25,13 +25,14 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, BinaryIO, Protocol
+from typing import IO, Any, BinaryIO, Literal, Protocol
 
 from peekcli import signals
 from peekcli.errors import (
@@ -44,6 +45,7 @@ from peekcli.errors import (
 )
 from peekcli.matrix.client import API, JSON, MatrixClient, q
 from peekcli.matrix.events import predecessor_of, room_events
+from peekcli.media import MediaDownloader, MediaReport, media_in
 from peekcli.render.jsonl import encode_event
 from peekcli.retry import RetryPolicy, retrying
 
@@ -124,6 +126,8 @@ class RoomWalk:
     room_id: str
     token: str | None = None
     done: bool = False
+    #: `--until` was looked up with timestamp_to_event (whatever the answer): never again.
+    jumped: bool = False
 
 
 @dataclass
@@ -170,6 +174,14 @@ class ExportState:
             raise StateFileError(f"the export's progress file is unreadable ({exc})") from None
 
 
+def _newest_ts(spill: Spill) -> int | None:
+    try:
+        event = json.loads(spill.newest())
+    except ValueError:
+        return None
+    return _ts(event) if isinstance(event, dict) else None
+
+
 # -- the spill ------------------------------------------------------------------------------------
 
 
@@ -188,6 +200,13 @@ class Spill:
         self.fh.flush()
         self.segments.append([offset, len(data)])
 
+    def newest(self) -> bytes:
+        """The newest event's line: the last of the first page fetched."""
+        offset, length = self.segments[0]
+        self.fh.seek(offset)
+        data = self.fh.read(length)
+        return data.splitlines()[-1] if data else b"{}"
+
     def lines(self) -> Iterator[bytes]:
         """Every event's JSON line, oldest first."""
         for offset, length in reversed(self.segments):
@@ -201,12 +220,24 @@ class Spill:
 # -- writers --------------------------------------------------------------------------------------
 
 
+@dataclass
+class ExportSummary:
+    """What a writer is told before the first event: the range asked and the one found."""
+
+    homeserver: str
+    since_ms: int | None
+    until_ms: int | None
+    oldest_ms: int | None
+    newest_ms: int | None
+    count: int
+
+
 class Writer(Protocol):
     """Formats the events, oldest first. `begin` gets the newest room's current state."""
 
     wants_state: bool
 
-    def begin(self, room_id: str, state: list[JSON]) -> None: ...
+    def begin(self, room_id: str, state: list[JSON], summary: ExportSummary) -> None: ...
 
     def write(self, line: bytes) -> None: ...
 
@@ -221,7 +252,7 @@ class JsonLinesWriter:
     def __init__(self, out: BinaryIO) -> None:
         self.out = out
 
-    def begin(self, room_id: str, state: list[JSON]) -> None:
+    def begin(self, room_id: str, state: list[JSON], summary: ExportSummary) -> None:
         return None
 
     def write(self, line: bytes) -> None:
@@ -239,7 +270,7 @@ class Progress:
     events: int
     oldest_ts: int | None
     room_id: str
-    phase: str  # "fetching" or "writing"
+    phase: Literal["fetching", "media", "writing"]
 
 
 def _ignore(*_: Any) -> None:
@@ -258,7 +289,8 @@ class Exporter:
     warn: Callable[[str], None] = _ignore
     renew_token: Callable[[], bool] = lambda: False
     max_retries: int = 5
-    sleep: Callable[[float], None] = time.sleep
+    #: None: the retry module's own pause (which tests replace).
+    sleep: Callable[[float], None] | None = None
     requests: int = 0
 
     def run(self) -> None:
@@ -275,6 +307,11 @@ class Exporter:
     def _page(self, walk: RoomWalk) -> None:
         state, rng = self.state, self.state.range
         first_room = walk is self.state.rooms[0]
+        if walk.token is None and rng.until_ms is not None and not walk.jumped:
+            self._jump(walk, rng.until_ms)
+            if walk.done:
+                self._commit()
+                return
         try:
             reply = self._call(
                 lambda: self.client.messages(walk.room_id, walk.token, "b", PAGE_LIMIT)
@@ -325,6 +362,37 @@ class Exporter:
             self._commit()
         self.progress(Progress(state.count, state.oldest_ts, walk.room_id, "fetching"))
 
+    def _jump(self, walk: RoomWalk, until_ms: int) -> None:
+        """Start the walk at `--until` instead of the room's end: the last event at or before
+        it (`GET /v1/rooms/{id}/timestamp_to_event`, spec v1.6), and a token just after it from
+        `/context`. Two requests instead of every page since `--until`; where the server has no
+        such endpoint (or says anything odd) the walk starts at the end, as before."""
+        walk.jumped = True
+        room = q(walk.room_id)
+        path = f"/_matrix/client/v1/rooms/{room}/timestamp_to_event"
+        # One try each, no retries: on any trouble the walk from the end still gets every event.
+        try:
+            self.requests += 1
+            found = self.client.request("GET", path, params={"ts": until_ms, "dir": "b"})
+        except NotFoundError as exc:
+            if exc.errcode == "M_NOT_FOUND":
+                walk.done = True  # nothing at or before --until in this room
+            return
+        except PeekError:
+            return
+        event_id = found.get("event_id")
+        if not isinstance(event_id, str) or not event_id.startswith("$") or len(event_id) > 255:
+            return
+        context_path = f"{API}/rooms/{room}/context/{q(event_id)}"
+        try:
+            self.requests += 1
+            context = self.client.request("GET", context_path, params={"limit": 0})
+        except PeekError:
+            return
+        end = context.get("end")
+        if isinstance(end, str) and end:
+            walk.token = end
+
     def _next_room(self) -> None:
         """Every room walked to its start: go on into the predecessor, or finish."""
         state = self.state
@@ -349,7 +417,8 @@ class Exporter:
         self.commit(self.state)
 
     def _call(self, request: Callable[[], JSON]) -> JSON:
-        """One request, retried on network trouble with the one backoff (never moves the walk)."""
+        """One request, with the one retry policy (`retry.retrying`: backoff with jitter,
+        Retry-After on 429, a rejected guest renewed once); it never moves the walk."""
 
         def counted() -> JSON:
             self.requests += 1
@@ -359,13 +428,8 @@ class Exporter:
             if message is not None:
                 self.warn(message)
 
-        return retrying(
-            counted,
-            RetryPolicy(max_retries=self.max_retries),
-            status=status,
-            renew=self.renew_token,
-            sleep=self.sleep,
-        )
+        policy = RetryPolicy(max_retries=self.max_retries, cap=30.0)
+        return retrying(counted, policy, status=status, renew=self.renew_token, sleep=self.sleep)
 
 
 # -- files ----------------------------------------------------------------------------------------
@@ -374,6 +438,23 @@ class Exporter:
 def work_paths(output: Path) -> tuple[Path, Path]:
     """`FILE.part` (the spill) and `FILE.part.json` (the sidecar) beside the output file."""
     return output.with_name(output.name + ".part"), output.with_name(output.name + ".part.json")
+
+
+def create_public(path: Path) -> tuple[str, BinaryIO]:
+    """A new temporary file beside `path`, created with the mode the umask gives (0644
+    typically): an export is public history, meant to be served or shared, not a secret."""
+    for _ in range(100):
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(
+                tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
+            )
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise PeekError(f"cannot write {tmp}: {exc.strerror}") from None
+        return str(tmp), os.fdopen(fd, "wb")
+    raise PeekError(f"cannot create a temporary file beside {path}")
 
 
 def save_sidecar(path: Path, state: ExportState) -> None:
@@ -415,6 +496,11 @@ class ExportJob:
     requests: int = 0
     written: int = 0
     resumed_from: int = 0
+    #: With --media: downloads the files the events point at before writing.
+    media: MediaDownloader | None = None
+    media_report: MediaReport | None = None
+    #: After a failed `-o` export: whether FILE.part was kept for --resume or removed.
+    left_behind: Literal["resumable", "removed"] | None = None
 
     def run(self, make_writer: Callable[[BinaryIO], Writer]) -> None:
         if self.output is None:
@@ -438,6 +524,8 @@ class ExportJob:
                 f"starting over: the unfinished export in {part} is dropped (--resume goes on)"
             )
         if state is None:
+            with contextlib.suppress(OSError):
+                sidecar.unlink()  # a stale sidecar must not make a new, empty .part resumable
             state = ExportState(self.homeserver, self.room_id, self.range)
             mode = "w+b"
         else:
@@ -446,20 +534,31 @@ class ExportJob:
             fh = open(part, mode)  # noqa: SIM115 - closed below, after the final rename
         except OSError as exc:
             raise PeekError(f"cannot write {part}: {exc.strerror}") from None
-        with fh:
-            if mode == "r+b":
-                fh.truncate(state.committed)  # whatever a kill left past the last commit
-            spill = Spill(fh, state.segments)
-            self._walk(state, spill, lambda s: save_sidecar(sidecar, s))
-            fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as out:
-                    self._write(state, spill, make_writer(out))
-                os.replace(tmp, output)
-            except BaseException:
+        try:
+            with fh:
+                if mode == "r+b":
+                    fh.truncate(state.committed)  # whatever a kill left past the last commit
+                spill = Spill(fh, state.segments)
+                self._walk(state, spill, lambda s: save_sidecar(sidecar, s))
+                tmp, out = create_public(output)
+                try:
+                    with out:
+                        self._write(state, spill, make_writer(out))
+                    os.replace(tmp, output)
+                except BaseException:
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp)
+                    raise
+        except BaseException:
+            # Resumable only once a page is committed (the sidecar says how far): otherwise
+            # the .part holds nothing worth keeping.
+            if sidecar.exists():
+                self.left_behind = "resumable"
+            else:
+                self.left_behind = "removed"
                 with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+                    part.unlink()
+            raise
         for path in (sidecar, part):
             with contextlib.suppress(OSError):
                 path.unlink()
@@ -506,12 +605,24 @@ class ExportJob:
 
     def _write(self, state: ExportState, spill: Spill, writer: Writer) -> None:
         room_state: list[JSON] = []
-        if writer.wants_state:
+        if writer.wants_state or self.media is not None:
             with contextlib.suppress(PeekError):
                 room_state = [
                     ev for ev in self.client.room_state(state.room_id) if isinstance(ev, dict)
                 ]
-        writer.begin(state.room_id, room_state)
+        if self.media is not None:
+            self._save_media(state, spill, room_state, self.media)
+        # Said before the first byte is written: a progress line on the same terminal goes first.
+        self.progress(Progress(0, None, state.room_id, "writing"))
+        summary = ExportSummary(
+            self.homeserver,
+            state.range.since_ms,
+            state.range.until_ms,
+            state.oldest_ts,
+            _newest_ts(spill) if state.count else None,
+            state.count,
+        )
+        writer.begin(state.room_id, room_state, summary)
         last = time.monotonic()
         for line in spill.lines():
             writer.write(line)
@@ -520,3 +631,23 @@ class ExportJob:
                 last = time.monotonic()
                 self.progress(Progress(self.written, None, state.room_id, "writing"))
         writer.finish()
+
+    def _save_media(
+        self, state: ExportState, spill: Spill, room_state: list[JSON], media: MediaDownloader
+    ) -> None:
+        """Every file the events point at, before the page that shows them is written (a page
+        links only to what is on disk). The spill is read once more: it is local and fast."""
+        try:
+            for event in room_state:
+                media.add(media_in(event))
+            for count, line in enumerate(spill.lines(), 1):
+                try:
+                    media.add(media_in(json.loads(line)))
+                except ValueError:
+                    continue
+                if count % 500 == 0:
+                    self.progress(Progress(count, None, state.room_id, "media"))
+            self.media_report = media.close()
+        except BaseException:
+            media.abort()
+            raise

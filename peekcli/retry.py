@@ -7,6 +7,7 @@ retries and OAuth polling, so a flaky network is met the same way everywhere.
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -30,6 +31,73 @@ jitter: Callable[[float, float], float] = random.uniform
 JITTER = 0.2
 
 
+class Gate:
+    """One homeserver's shared backoff: after a failure, one room probes, the others wait.
+
+    A thousand rooms on one server must not retry in lockstep after a 429 or an outage. The
+    first room that fails becomes the probe and backs off as usual; any other room that fails
+    (or is about to send) while the server is down waits for the probe's success, then resumes
+    after its own random share of `spread` seconds.
+    """
+
+    def __init__(self, spread: float = 2.0) -> None:
+        self.spread = spread
+        self._cond = threading.Condition()
+        self._prober: int | None = None
+        self._down = False
+        #: Bumped at each recovery: a request sent before it that fails tells nothing new.
+        self._recoveries = 0
+
+    def wait_turn(self, wait: Callable[[float], None]) -> int:
+        """Before a request: while another room probes, wait; then a jittered pause.
+
+        Returns a ticket for `failed`: which recovery this request was sent after.
+        """
+        me = threading.get_ident()
+        waited = False
+        while True:
+            with self._cond:
+                if not self._down or self._prober in (None, me):
+                    if self._down and self._prober is None:
+                        self._prober = me  # the probe gave up: this room probes next
+                    ticket = self._recoveries
+                    break
+                self._cond.wait(0.5)  # timed: a stop signal is seen promptly
+                waited = True
+        if waited and self.spread > 0:
+            wait(jitter(0.0, self.spread))
+        return ticket
+
+    def failed(self, ticket: int) -> bool:
+        """Note a failure; True when the caller is (now) the probe and should back off itself.
+
+        A request sent before the last recovery (a long-poll that failed with everyone else,
+        reported late) does not start a new round of probing: it is simply sent again.
+        """
+        me = threading.get_ident()
+        with self._cond:
+            if ticket != self._recoveries:
+                return False
+            if not self._down or self._prober is None:
+                self._down, self._prober = True, me
+            return self._prober == me
+
+    def succeeded(self) -> None:
+        """A request went through: if this room was the probe, the server is back for all."""
+        with self._cond:
+            if self._down and self._prober in (threading.get_ident(), None):
+                self._down, self._prober = False, None
+                self._recoveries += 1
+                self._cond.notify_all()
+
+    def gave_up(self) -> None:
+        """The probe stops retrying: another waiting room takes over the probing."""
+        with self._cond:
+            if self._prober == threading.get_ident():
+                self._prober = None
+                self._cond.notify_all()
+
+
 @dataclass
 class RetryPolicy:
     """Waits of 1 s, 2 s, 4 s … up to 60 s, each up to 20 % shorter at random (bounded jitter);
@@ -44,6 +112,8 @@ class RetryPolicy:
     cap: float = 60.0
     quick_cap: float = 4.0
     rand: Callable[[float, float], float] = field(default_factory=lambda: jitter)
+    #: Shared with the other rooms of the same homeserver (several rooms in one run).
+    gate: Gate | None = None
 
     def ceiling(self, attempt: int, *, quick: bool = False) -> float:
         """The wait before retry number `attempt + 1`, before jitter."""
@@ -76,9 +146,13 @@ def retrying(
     replaced once through `renew`; `status` shows the outage (None: it is over).
     """
     wait = sleep if sleep is not None else pause
+    gate = retry.gate
     attempt = 0
     renewed = False
+    ticket = 0
     while True:
+        if gate is not None:
+            ticket = gate.wait_turn(wait)
         try:
             try:
                 result = call()
@@ -89,26 +163,37 @@ def retrying(
                 renewed = True
                 continue
         except NetworkError as exc:  # also a renewal that failed on the network
+            probe = gate.failed(ticket) if gate is not None else True
             limit = retry.max_retries
             if limit is not None and attempt >= limit:
+                if gate is not None:
+                    gate.gave_up()
                 if attempt == 0:
                     raise
                 tries = "1 retry" if attempt == 1 else f"{attempt} retries"
                 raise NetworkError(f"{exc.message} (gave up after {tries})") from None
+            attempt += 1
+            if not probe:
+                continue  # another room of this server probes: wait for it (gate.wait_turn)
             if isinstance(exc, RateLimited) and exc.retry_after is not None:
                 delay = exc.retry_after
             else:
-                delay = retry.delay(attempt, quick=quick)
+                delay = retry.delay(attempt - 1, quick=quick)
             if isinstance(exc, RateLimited):
                 what = "rate limited"
-            elif attempt == 0:
+            elif attempt == 1:
                 what = "connection lost"
             else:
-                what = f"still failing ({attempt + 1} attempts)"
-            attempt += 1
+                what = f"still failing ({attempt} attempts)"
             status(f"{what}: {exc.message}; retrying in {_seconds(delay)}…")
             wait(delay)
             continue
+        except BaseException:
+            if gate is not None:
+                gate.gave_up()
+            raise
+        if gate is not None:
+            gate.succeeded()
         if attempt:
             status(None)
         return result

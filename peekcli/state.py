@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from peekcli.errors import AlreadyFollowed, BusyError, StateFileError
+from peekcli.errors import AlreadyFollowed, BusyError, StateFileError, StateNotWritable
 
 SCHEMA_VERSION = 1
 #: Sections that map a key (homeserver, server name) to an object.
@@ -116,6 +116,10 @@ class JsonFile:
         try:
             fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise StateNotWritable(
+                    f"cannot save the {self.what}: {self.path.parent} is read-only ({exc.strerror})"
+                ) from None
             raise StateFileError(f"cannot open {self.lock_path}: {exc.strerror}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)

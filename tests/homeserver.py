@@ -502,29 +502,7 @@ def main(argv: list[str] | None = None) -> int:
             ):
                 hs.send_text(alice, room_id, text)
 
-        send_url = (
-            f"{hs.base_url}/_matrix/client/v3/rooms/{_q(room_id)}/send/m.room.message/$(date +%s%N)"
-        )
-        print(
-            f"""
-Synapse is running ({hs.startup_seconds:.1f}s to start); logs in {hs.workdir}
-
-  homeserver:   {hs.base_url}
-  room id:      {room_id}
-  alias:        {alias}
-  alice token:  {alice.access_token}
-
-Watch the room:
-  peek watch '{alias}' --homeserver {hs.base_url}
-
-Say something as alice:
-  curl -X PUT -H 'Authorization: Bearer {alice.access_token}' \\
-    -d '{{"msgtype": "m.text", "body": "hello from curl"}}' \\
-    "{send_url}"
-
-Press Ctrl-C to stop.""",
-            flush=True,
-        )
+        print(banner(hs, alice, room_id, alias), flush=True)
         if args.demo:
             return _demo(hs, alice, room_id, alias)
         while hs.running:
@@ -536,6 +514,53 @@ Press Ctrl-C to stop.""",
         return 0
     finally:
         hs.stop()
+
+
+def peek_command(cwd: Path | None = None) -> list[str]:
+    """How to run this checkout's `peek` from the current directory, as a shell would take it:
+    `peek` when that is the one on PATH, else the venv's script (`.venv/bin/peek`), which works
+    before the venv is activated."""
+    import shutil
+
+    script = Path(sys.executable).with_name("peek")
+    if not script.exists():
+        return [sys.executable, "-m", "peekcli"]
+    found = shutil.which("peek")
+    if found and Path(found).resolve() == script.resolve():
+        return ["peek"]
+    try:
+        return [str(script.absolute().relative_to((cwd or Path.cwd()).absolute()))]
+    except ValueError:
+        return [str(script.absolute())]
+
+
+def banner(
+    hs: Homeserver, alice: User, room_id: str, alias: str, *, cwd: Path | None = None
+) -> str:
+    """What `python -m tests.homeserver` prints: each command works as printed (shell-quoted)."""
+    import shlex
+
+    watch = shlex.join([*peek_command(cwd), "watch", alias, "--homeserver", hs.base_url])
+    send_url = (
+        f"{hs.base_url}/_matrix/client/v3/rooms/{_q(room_id)}/send/m.room.message/$(date +%s%N)"
+    )
+    return f"""
+Synapse is running ({hs.startup_seconds or 0:.1f}s to start); logs in {hs.workdir}
+
+  homeserver:   {hs.base_url}
+  room id:      {room_id}
+  alias:        {alias}
+  alice token:  {alice.access_token}
+
+Watch the room:
+  {watch}
+
+Say something as alice:
+  curl -X PUT -H 'Authorization: Bearer {alice.access_token}' \\
+    -d '{{"msgtype": "m.text", "body": "hello from curl"}}' \\
+    "{send_url}"
+
+Press Ctrl-C to stop."""
 
 
 def _demo(hs: Homeserver, alice: User, room_id: str, alias: str) -> int:
@@ -555,8 +580,7 @@ def _demo(hs: Homeserver, alice: User, room_id: str, alias: str) -> int:
             except Exception:  # the server is going away: the demo is over
                 return
 
-    peek = Path(sys.executable).with_name("peek")
-    cmd = [str(peek) if peek.exists() else "peek", "watch", alias, "--homeserver", hs.base_url]
+    cmd = [*peek_command(), "watch", alias, "--homeserver", hs.base_url]
     env = {**os.environ, "PEEK_STATE_FILE": str(hs.workdir / "peek-state.json")}
     print(f"\n$ {shlex.join(cmd)}\n", flush=True)
     threading.Thread(target=chatter, daemon=True).start()

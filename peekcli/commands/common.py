@@ -21,7 +21,7 @@ class Seconds(click.FloatRange):
     """A duration in seconds: a finite float in range. `FloatRange` alone lets `nan` through
     (it compares False with any bound) and `inf`/`1e308` overflow the timers that use it."""
 
-    name = "seconds"
+    name = "number of seconds"
 
     def convert(
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
@@ -30,6 +30,13 @@ class Seconds(click.FloatRange):
         if not math.isfinite(seconds):
             self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
         return float(seconds)
+
+
+class Count(click.IntRange):
+    """A whole number in range: click's `IntRange` calls "abc" "not a valid integer range",
+    which reads as if a range were wanted (`--timeout abc`)."""
+
+    name = "whole number"
 
 
 #: The longest wait an option may ask for: a week (beyond it timers overflow, and nobody means it).
@@ -109,8 +116,30 @@ def state_file_option(
         "--state-file",
         envvar="PEEK_STATE_FILE",
         type=click.Path(dir_okay=False, path_type=Path),
+        callback=_state_file_folder,
         help=f"{help}  [env: PEEK_STATE_FILE]",
     )
+
+
+def _state_file_folder(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A state file must be able to live where it is named: a path under an existing *file*
+    (`/some/file/state.json`) is refused naming that path, not the credentials file or lock
+    beside it that peek would have tripped over first."""
+    if value is None:
+        return None
+    for folder in value.parents:
+        try:
+            found = folder.exists()
+        except OSError:  # not ours to look into: the store will say what it cannot do
+            break
+        if found:
+            if not folder.is_dir():
+                raise click.BadParameter(
+                    f"{value}: {folder} is a file, so nothing can be stored under it; "
+                    "name a file in a folder"
+                )
+            break
+    return value
 
 
 def safe(text: str) -> str:

@@ -67,14 +67,29 @@ def delivery_options(f: Any) -> Any:
     return f
 
 
+#: The options that only mean something with --exec, and their defaults.
+_EXEC_DEFAULTS: dict[str, Any] = {
+    "exec_failure": "stop",
+    "exec_timeout": None,
+    "exec_output": "stderr",
+}
+
+
+def _given(key: str, kw: dict[str, Any]) -> bool:
+    """Whether the user typed option `key` (outside click: whether it differs from its default)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and key in ctx.params:
+        return ctx.get_parameter_source(key) == click.core.ParameterSource.COMMANDLINE
+    return bool(kw.get(key, _EXEC_DEFAULTS[key]) != _EXEC_DEFAULTS[key])
+
+
 def exec_policy(kw: dict[str, Any]) -> ExecPolicy | None:
     """The `--exec` settings from the parsed options (None without --exec); usage errors exit 2."""
     command = kw.get("exec_cmd")
     if command is None:
-        if kw.get("exec_timeout") is not None:
-            fail_usage("--exec-timeout goes with --exec")
-        if kw.get("exec_failure", "stop") != "stop" or kw.get("exec_output", "stderr") != "stderr":
-            fail_usage("--exec-failure and --exec-output go with --exec")
+        given = [f"--{key.replace('_', '-')}" for key in _EXEC_DEFAULTS if _given(key, kw)]
+        if given:  # name what was typed, not every option that could have been
+            fail_usage(f"{' and '.join(given)} go{'es' * (len(given) == 1)} with --exec")
         return None
     if kw.get("exec_output") == "stdout" and kw.get("as_json"):
         fail_usage("--exec-output stdout would mix CMD's output into --json's; pick one")

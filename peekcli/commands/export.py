@@ -10,6 +10,7 @@ import click
 
 from peekcli.commands import output
 from peekcli.commands.common import (
+    Count,
     guarded,
     homeserver_option,
     note,
@@ -60,7 +61,7 @@ if TYPE_CHECKING:
 )
 @click.option(
     "--limit",
-    type=click.IntRange(min=1),
+    type=Count(min=1),
     metavar="N",
     help="Only the newest N events (of those --since/--until select), still oldest first.",
 )
@@ -75,8 +76,21 @@ if TYPE_CHECKING:
     help="With -o: continue an interrupted export of FILE (kept in FILE.part) where it stopped.",
 )
 @click.option(
+    "--media",
+    "media_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR",
+    help="Save every image, video, audio, file and sticker (and image thumbnails) into "
+    "DIR/SERVER/MEDIA_ID, skipping what is there; html and text exports link to those copies.",
+)
+@click.option(
+    "--media-max-size",
+    metavar="SIZE",
+    help="With --media: skip files larger than SIZE (bytes, or 500k, 20M, 1G).",
+)
+@click.option(
     "--max-retries",
-    type=click.IntRange(min=0),
+    type=Count(min=0),
     default=5,
     show_default=True,
     metavar="N",
@@ -104,7 +118,6 @@ def export(room: str, **kw: Any) -> None:
 
 def _export(room: str, kw: dict[str, Any]) -> None:
     from peekcli.connect import ConnectOptions, forbidden, open_room
-    from peekcli.errors import Stopped
     from peekcli.export import ExportJob, ExportRange, parse_when
 
     since = parse_when(kw["since"]) if kw["since"] else None
@@ -114,9 +127,13 @@ def _export(room: str, kw: dict[str, Any]) -> None:
 
         raise UsageError("--since is later than --until: nothing to export")
     rng = ExportRange(since, until, kw["limit"], kw["follow_predecessors"])
+    from peekcli.commands import media
+
+    max_bytes = media.max_size(kw["media_max_size"])
     opts = ConnectOptions(kw["homeserver"], kw["token"], kw["state_file"])
     session = open_room(room, opts, log=output.current().request_log)
-    progress, done = _progress_display()
+    to_terminal = kw["output_file"] is None and sys.stdout.isatty()
+    progress, done = _progress_display(to_terminal)
     job = ExportJob(
         client=session.client,
         homeserver=session.homeserver,
@@ -130,27 +147,42 @@ def _export(room: str, kw: dict[str, Any]) -> None:
         renew_token=session.renew,
         max_retries=kw["max_retries"],
     )
+    link = None
+    if kw["media_dir"] is not None:
+        job.media = media.downloader(session, kw["media_dir"], max_bytes, kw["max_retries"])
+        page_dir = kw["output_file"].parent if kw["output_file"] is not None else Path.cwd()
+        link = job.media.store.linker(page_dir)
     from peekcli.errors import ForbiddenError
 
     try:
-        job.run(_writer_factory(kw["fmt"], session.homeserver))
+        try:
+            job.run(_writer_factory(kw["fmt"], link))
+        finally:
+            done()
+            _say_what_is_left(job, kw["output_file"])
     except ForbiddenError as exc:
         raise forbidden(session, exc) from None
-    except (Stopped, KeyboardInterrupt):
-        done()
-        if kw["output_file"] is not None:
-            import shlex
-
-            target = shlex.quote(str(kw["output_file"]))
-            note(f"export interrupted; `peek export … -o {target} --resume` goes on")
-        raise
-    finally:
-        done()
+    if job.media_report is not None:
+        media.say(job.media_report, kw["media_dir"])
     if job.resumed_from:
         note(f"resumed after {job.resumed_from} events fetched before")
 
 
-def _writer_factory(fmt: str, homeserver: str) -> Callable[[Any], Any]:
+def _say_what_is_left(job: Any, output_file: Path | None) -> None:
+    """After a failed or interrupted `-o` export: is there something to --resume, or nothing?"""
+    if output_file is None or job.left_behind is None:
+        return
+    import shlex
+
+    part = f"{output_file}.part"
+    if job.left_behind == "resumable":
+        target = shlex.quote(str(output_file))
+        note(f"export stopped; {part} is kept: `peek export … -o {target} --resume` goes on")
+    else:
+        note(f"export stopped before any page was complete; nothing kept ({part} removed)")
+
+
+def _writer_factory(fmt: str, link: Callable[[str], str | None] | None) -> Callable[[Any], Any]:
     def make(out: Any) -> Any:
         if fmt == "jsonl":
             from peekcli.export import JsonLinesWriter
@@ -159,44 +191,50 @@ def _writer_factory(fmt: str, homeserver: str) -> Callable[[Any], Any]:
         from peekcli.render.exportfmt import HtmlWriter, TextWriter
 
         if fmt == "text":
-            return TextWriter(out)
-        return HtmlWriter(out, homeserver=homeserver)
+            return TextWriter(out, media=link)
+        return HtmlWriter(out, media=link)
 
     return make
 
 
-def _progress_display() -> tuple[Callable[[Progress], None], Callable[[], None]]:
-    """A progress line on a terminal's stderr (events, date reached, events/s); else nothing."""
+def _progress_display(
+    to_terminal: bool = False,
+) -> tuple[Callable[[Progress], None], Callable[[], None]]:
+    """A progress line on a terminal's stderr (events, date reached, events/s); else nothing.
+
+    It is the shared status line (`show_status`), which every notice and error erases first. While
+    the events are written to a terminal's stdout (`to_terminal`) it is erased and stays away, so
+    no progress text is ever left glued to the data.
+    """
+    from peekcli.commands import output
+
     if output.current().quiet or not sys.stderr.isatty():
         return (lambda _p: None), (lambda: None)
     import time
 
-    from rich.console import Console
-    from rich.progress import Progress as Bar
-    from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
+    from peekcli.commands.common import clear_status, show_status
 
-    bar = Bar(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=True,
-    )
-    task = bar.add_task("starting…", total=None)
     started = time.monotonic()
-    shown = False
+    last = 0.0
     phase = "fetching"
 
     def update(p: Progress) -> None:
-        nonlocal shown, started, phase
-        if not shown:
-            bar.start()
-            shown = True
+        nonlocal started, phase, last
         if p.phase != phase:
             phase, started = p.phase, time.monotonic()
-        rate = p.events / max(time.monotonic() - started, 1e-3)
+            if to_terminal:
+                clear_status()
+        if p.phase == "writing" and to_terminal:
+            return
+        now = time.monotonic()
+        if now - last < 0.1:
+            return
+        last = now
+        rate = p.events / max(now - started, 1e-3)
         if p.phase == "writing":
             text = f"writing: {p.events} events"
+        elif p.phase == "media":
+            text = f"saving media: {p.events} events looked at"
         else:
             reached = ""
             if p.oldest_ts is not None:
@@ -208,12 +246,6 @@ def _progress_display() -> tuple[Callable[[Progress], None], Callable[[], None]]
                 except (OverflowError, OSError, ValueError):
                     pass
             text = f"fetched {p.events} events{reached} ({rate:.0f}/s)"
-        bar.update(task, description=text)
+        show_status(text)
 
-    def done() -> None:
-        nonlocal shown
-        if shown:
-            bar.stop()
-            shown = False
-
-    return update, done
+    return update, clear_status

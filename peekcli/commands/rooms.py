@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from peekcli.commands.common import (
+    Count,
     fail_usage,
     guarded,
     homeserver_option,
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 @click.option("--search", metavar="TERM", help="Only rooms whose name, alias or topic has TERM.")
 @click.option(
     "--limit",
-    type=click.IntRange(min=0),
+    type=Count(min=0),
     default=50,
     show_default=True,
     metavar="N",
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 @homeserver_option("Client API URL to ask, instead of SERVER.")
 @token_option("Access token, for servers whose directory needs one.")
 @state_file_option("State file (discovery cache; credentials beside it).")
-@click.option("--page-size", type=click.IntRange(1, 1000), default=100, hidden=True)
+@click.option("--page-size", type=Count(1, 1000), default=100, hidden=True)
 def rooms(server: str | None, **kw: Any) -> None:
     """List the public rooms of SERVER (a server name like example.org, or a URL).
 
@@ -143,23 +144,55 @@ def _table(found: list[PublicRoom], base: str, limit: int) -> None:
 
 
 def directory_table(found: list[PublicRoom], title: str) -> Any:
-    """A rich table; every server string is sanitized and added as plain text, never markup."""
-    from rich.table import Table
-    from rich.text import Text
+    """A rich table, laid out for the console it is printed on (see `_DirectoryTable`)."""
+    return _DirectoryTable(found, title)
 
-    from peekcli.render.sanitize import one_line
 
-    table = Table(title=Text(f"Public rooms on {title}"), title_justify="left", expand=False)
-    table.add_column("Room", overflow="fold", ratio=2)
-    table.add_column("Members", justify="right", no_wrap=True)
-    table.add_column("Watch", no_wrap=True)
-    table.add_column("Topic", overflow="fold", ratio=3)
-    for room in found:
-        label = Text(one_line(room.name, 80) if room.name else "", style="bold")
-        if room.name:
-            label.append("\n")
-        label.append(one_line(room.address, 255), style="cyan")
-        watch = Text("yes", style="green") if room.world_readable else Text("no", style="dim")
-        members = str(room.members) if room.members is not None else "-"
-        table.add_row(label, members, watch, Text(one_line(room.topic or "", 300)))
-    return table
+class _DirectoryTable:
+    """The directory as a table built for the console's width when printed.
+
+    Every server string is sanitized and added as plain text, never markup. An address is never
+    broken across lines (a piece of an alias on the next line reads as another room): it stays
+    on one line, shortened with an ellipsis when the column is too narrow; below 80 columns the
+    topic column goes, so that name and address keep the room.
+    """
+
+    #: Narrower than this, the topic column is left out.
+    TOPIC_MIN_WIDTH = 80
+
+    def __init__(self, found: list[PublicRoom], title: str) -> None:
+        self.found = found
+        self.title = title
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        from peekcli.render.sanitize import one_line
+
+        topics = options.max_width >= self.TOPIC_MIN_WIDTH
+        table = Table(
+            title=Text(f"Public rooms on {self.title}"), title_justify="left", expand=False
+        )
+        table.add_column("Room", overflow="fold", ratio=2)
+        table.add_column("Members", justify="right", no_wrap=True)
+        table.add_column("Watch", no_wrap=True)
+        if topics:
+            table.add_column("Topic", overflow="fold", ratio=3)
+        for room in self.found:
+            address = Text(
+                one_line(room.address, 255), style="cyan", no_wrap=True, overflow="ellipsis"
+            )
+            label = (
+                Group(Text(one_line(room.name, 80), style="bold"), address)
+                if room.name
+                else address
+            )
+            watch = Text("yes", style="green") if room.world_readable else Text("no", style="dim")
+            members = str(room.members) if room.members is not None else "-"
+            cells: list[Any] = [label, members, watch]
+            if topics:
+                cells.append(Text(one_line(room.topic or "", 300)))
+            table.add_row(*cells)
+        yield table

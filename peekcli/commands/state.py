@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -86,12 +87,46 @@ def state_list(state_file: Path | None, as_json: bool) -> None:
         header = ("ROOM", "ALIAS", "HOMESERVER", "UPDATED", "POSITION")
         keys = ("room_id", "alias", "homeserver", "updated", "position")
         table = [header] + [tuple(safe(str(r[k] or "-")) for k in keys) for r in rows]
-        widths = [max(len(line[i]) for line in table) for i in range(len(header) - 1)]
+        if sys.stdout.isatty():
+            import shutil
+
+            table = fit_columns(table, shutil.get_terminal_size().columns)
+        widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
         for line in table:
             cells = [cell.ljust(w) for cell, w in zip(line, widths, strict=False)]
             click.echo("  ".join([*cells, line[-1]]))
 
     guarded(run)
+
+
+def fit_columns(table: list[tuple[str, ...]], width: int) -> list[tuple[str, ...]]:
+    """A terminal's `state list`: one line per room, never wrapped (a wrapped table is garbage
+    and a broken address unusable). The last columns go first (position, then update time,
+    then homeserver); if the room and alias still do not fit, they are shortened in the middle
+    with an ellipsis, keeping the server part. Piped output keeps every column whole."""
+    gap = 2
+
+    def total(rows: list[tuple[str, ...]]) -> int:
+        columns = range(len(rows[0]))
+        return sum(max(len(r[i]) for r in rows) for i in columns) + gap * (len(rows[0]) - 1)
+
+    while total(table) > width and len(table[0]) > 2:
+        table = [row[:-1] for row in table]
+    if total(table) <= width:
+        return table
+    # Room and alias alone are too wide: share the width in proportion to what they need.
+    room, alias = (max(len(row[i]) for row in table) for i in (0, 1))
+    room_width = max(12, (width - gap) * room // (room + alias))
+    alias_width = max(12, width - gap - room_width)
+    return [(_middle(row[0], room_width), _middle(row[1], alias_width)) for row in table]
+
+
+def _middle(text: str, width: int) -> str:
+    """`text` cut to `width` characters with an ellipsis in the middle (ids end in a server)."""
+    if len(text) <= width:
+        return text
+    tail = (width - 1) // 2
+    return text[: width - 1 - tail] + "…" + text[len(text) - tail :]
 
 
 @state.command("forget", epilog=help_epilog("state forget"))
@@ -114,10 +149,7 @@ def state_forget(state_file: Path | None, room: str, homeserver: str | None) -> 
 
         store = _store(state_file)
         hs = normalize_homeserver(homeserver) if homeserver else None
-        try:
-            wanted = parse_room(room).value
-        except PeekError:
-            wanted = room.strip()
+        wanted = parse_room(room).value  # not a room: exit 2 with the hint `watch` gives
         found = [
             (pos_hs, room_id, pos.alias)
             for pos_hs, room_id, pos in store.positions()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from peekcli.commands import delivery, output
 from peekcli.commands.common import (
+    Count,
     Seconds,
     fail_usage,
     guarded,
@@ -35,8 +37,14 @@ if TYPE_CHECKING:
 def stream_options(f: Any) -> Any:
     """Options shared by `watch` and `snapshot`."""
     options = [
-        click.argument(
-            "rooms", nargs=-1, required=True, metavar="ROOM...", shell_complete=complete_rooms
+        click.argument("rooms", nargs=-1, metavar="ROOM...", shell_complete=complete_rooms),
+        click.option(
+            "--rooms-from",
+            type=click.Path(dir_okay=False, allow_dash=True),
+            metavar="FILE",
+            help="Also the rooms listed in FILE ('-': standard input), one per line; blank "
+            "lines and comments ('# ' to the end of a line) are skipped. Rooms open several at "
+            "a time and share one guest per homeserver; one summary line goes to stderr.",
         ),
         homeserver_option(
             "Client API URL of the homeserver (a bare host means https://host). Default: the "
@@ -60,7 +68,7 @@ def stream_options(f: Any) -> Any:
         ),
         click.option(
             "--history",
-            type=click.IntRange(min=0),
+            type=Count(min=0),
             default=10,
             show_default=True,
             metavar="N",
@@ -79,7 +87,7 @@ def stream_options(f: Any) -> Any:
         ),
         click.option(
             "--max-events",
-            type=click.IntRange(min=1),
+            type=Count(min=1),
             metavar="N",
             help="Stop (exit 0) after delivering N events; the rest waits for the next run. "
             "(--history is context: only its oldest N events are shown then.)",
@@ -120,6 +128,19 @@ def stream_options(f: Any) -> Any:
             is_flag=True,
             help="Only messages: m.room.message, m.sticker, encrypted messages and polls.",
         ),
+        click.option(
+            "--media",
+            "media_dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            metavar="DIR",
+            help="Also save every delivered event's media (images, videos, audio, files, "
+            "stickers, thumbnails) into DIR/SERVER/MEDIA_ID before its position is saved.",
+        ),
+        click.option(
+            "--media-max-size",
+            metavar="SIZE",
+            help="With --media: skip files larger than SIZE (bytes, or 500k, 20M, 1G).",
+        ),
     ]
     f = delivery.delivery_options(f)  # applied first, so listed after the options above
     for option in reversed(options):
@@ -132,7 +153,7 @@ def stream_options(f: Any) -> Any:
 @click.option(
     "--timeout",
     "timeout_ms",
-    type=click.IntRange(min=0),
+    type=Count(min=0),
     default=30_000,
     show_default=True,
     metavar="MS",
@@ -149,7 +170,7 @@ def stream_options(f: Any) -> Any:
 )
 @click.option(
     "--max-retries",
-    type=click.IntRange(min=0),
+    type=Count(min=0),
     metavar="N",
     help="Give up (exit 1) when a request still fails after N retries in a row (waits of "
     "1 s, 2 s, 4 s … up to 60 s, each up to 20% shorter at random; rate limits wait as the "
@@ -181,7 +202,7 @@ def watch(rooms: tuple[str, ...], **kw: Any) -> None:
 @stream_options
 @click.option(
     "--max-retries",
-    type=click.IntRange(min=0),
+    type=Count(min=0),
     default=3,
     show_default=True,
     metavar="N",
@@ -222,7 +243,12 @@ def _run(rooms: tuple[str, ...], kw: dict[str, Any], *, drain: bool) -> None:
 
     if kw["ephemeral"] and not kw["as_json"]:
         fail_usage("--ephemeral goes with --json")
-    if kw["from_token"] and len(rooms) > 1:
+    many = kw["rooms_from"] is not None
+    if many:
+        rooms = tuple(dict.fromkeys(rooms + _read_rooms(kw["rooms_from"])))
+    elif not rooms:
+        fail_usage("give a ROOM, or --rooms-from FILE")
+    if kw["from_token"] and (len(rooms) > 1 or many):
         fail_usage("--from goes with one ROOM: a stream token is where one room's run stood")
     try:
         accept = build_filter(
@@ -252,6 +278,12 @@ def _run(rooms: tuple[str, ...], kw: dict[str, Any], *, drain: bool) -> None:
         poll_interval=kw.get("poll_interval", 2.0),
         follow_upgrades=not kw["no_follow"],
     )
+    from peekcli.commands import media
+
+    try:
+        media_max_bytes = media.max_size(kw["media_max_size"])
+    except PeekError as exc:
+        fail_usage(exc.message)
     out = Output(
         as_json=kw["as_json"],
         accept=accept,
@@ -259,11 +291,36 @@ def _run(rooms: tuple[str, ...], kw: dict[str, Any], *, drain: bool) -> None:
         exec_policy=delivery.exec_policy(kw),
         color=kw["color"],
         seconds=kw["seconds"],
+        media_dir=kw["media_dir"],
+        media_max_bytes=media_max_bytes,
+        media_retries=kw["max_retries"] if kw["max_retries"] is not None else 5,
     )
-    if len(rooms) == 1:
+    if len(rooms) == 1 and not many:
         guarded(lambda: _follow_one(rooms[0], where, opts, out))
     else:
-        guarded(lambda: _follow_rooms(rooms, where, opts, out))
+        guarded(lambda: _follow_rooms(rooms, where, opts, out, many=many))
+
+
+def _read_rooms(source: str) -> tuple[str, ...]:
+    """The rooms of a `--rooms-from` list: the first word of each line that is not blank or a
+    comment. A comment is `#` followed by a space (or nothing): `#room:server` is an alias."""
+    try:
+        if source == "-":
+            text = sys.stdin.read()
+        else:
+            with open(source, encoding="utf-8") as fh:
+                text = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        fail_usage(f"cannot read the room list {source}: {reason}")
+    found: list[str] = []
+    for line in text.splitlines():
+        words = line.split()
+        if words and words[0] != "#" and not words[0].startswith("##"):
+            found.append(words[0])
+    if not found:
+        fail_usage(f"no rooms in {'standard input' if source == '-' else source}")
+    return tuple(found)
 
 
 @dataclass
@@ -278,6 +335,10 @@ class Output:
     color: bool | None = None
     #: Pretty output: times as HH:MM:SS.
     seconds: bool = False
+    #: --media DIR: each batch's media saved before its position (sinks/media.py).
+    media_dir: Path | None = None
+    media_max_bytes: int | None = None
+    media_retries: int = 5
 
 
 def _follow_one(
@@ -290,6 +351,7 @@ def _follow_one(
     label: str | None = None,
     lock: AbstractContextManager[Any] | None = None,
     token_home: str | None = None,
+    on_live: Callable[[], None] | None = None,
 ) -> None:
     from peekcli.follow.room import open_retrying
     from peekcli.follow.upgrades import follow
@@ -304,6 +366,7 @@ def _follow_one(
             token_homeserver=token_home,
         )
     plan = _delivery(out, session, label, lock, defer_header=opts.drain)
+    plan.on_live = on_live
     with session.store.room_lock(
         session.homeserver,
         session.room_id,
@@ -328,6 +391,12 @@ def _delivery(
     if out.exec_policy is not None:
         sink = delivery.exec_sink(out.exec_policy, sink if out.as_json else None)
         on_start = None
+    if out.media_dir is not None:
+        from peekcli.commands import media
+        from peekcli.sinks.media import MediaSink
+
+        saver = media.downloader(session, out.media_dir, out.media_max_bytes, out.media_retries)
+        sink = MediaSink(sink, saver, note)
     return Delivery(
         sink=sink,
         hooks=_hooks(label),
@@ -340,23 +409,59 @@ def _delivery(
 
 
 def _follow_rooms(
-    rooms: tuple[str, ...], where: ConnectOptions, opts: FollowOptions, out: Output
+    rooms: tuple[str, ...],
+    where: ConnectOptions,
+    opts: FollowOptions,
+    out: Output,
+    *,
+    many: bool = False,
 ) -> None:
-    """Several rooms: `watch` follows them side by side, `snapshot` drains them in turn.
+    """Several rooms: `watch` follows them side by side, `snapshot` drains them in turn (with
+    `--rooms-from`, several at a time).
 
     A failing room is reported and the others go on; the exit code is that of the first room
-    that failed (0 when none did).
+    that failed (0 when none did). With `--rooms-from`, one summary line: once every room is
+    live or failed (watch), or at the end (snapshot).
     """
+    import threading
+
     from peekcli.commands.common import error
-    from peekcli.follow.multiroom import RoomJob, exit_code, follow_rooms, open_rooms
+    from peekcli.follow.multiroom import (
+        DRAIN_AT_ONCE,
+        RoomJob,
+        exit_code,
+        follow_rooms,
+        open_rooms,
+        spread_for,
+        summary,
+    )
 
     def failed(job: RoomJob, exc: Exception) -> None:
         message = str(exc)
         error(message if job.arg in message else f"{job.arg}: {message}")
+        if started:
+            count(job)
 
+    started = False
     jobs = open_rooms(
         rooms, where, opts, log=output.current().request_log, failed=failed, notice=note
     )
+    pending = {id(job) for job in jobs if job.session is not None and job.error is None}
+    guard = threading.Lock()
+
+    def count(job: RoomJob) -> None:
+        """This room is live (or failed): the summary once every room is."""
+        with guard:
+            if id(job) not in pending:
+                return
+            pending.discard(id(job))
+            last = not pending
+        if last and many and not opts.drain:
+            note(summary(jobs, drain=False))
+
+    started = True
+    if not pending and many and not opts.drain:
+        note(summary(jobs, drain=False))
     follow_rooms(
         jobs,
         lambda job, lock: _follow_one(
@@ -368,10 +473,15 @@ def _follow_rooms(
             label=job.label,
             lock=lock,
             token_home=job.token_homeserver,
+            on_live=lambda: count(job),
         ),
-        concurrent=not opts.drain,
+        concurrent=not opts.drain or many,
         failed=failed,
+        at_once=DRAIN_AT_ONCE if opts.drain else None,
+        start_spread=0.0 if opts.drain else spread_for(len(pending)),
     )
+    if many and opts.drain:
+        note(summary(jobs, drain=True))
     code = exit_code(jobs)
     if code:
         sys.exit(code)

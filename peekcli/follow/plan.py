@@ -87,3 +87,6 @@ class Delivery:
     #: The position passes every event as soon as the sink took it (--exec: at least once per
     #: event), not only after every chunk.
     save_each_event: bool = False
+    #: Called when the room's stream is about to start (its first position known): a many-room
+    #: run counts its rooms live with it.
+    on_live: Callable[[], None] | None = None

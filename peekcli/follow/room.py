@@ -88,7 +88,7 @@ def make_follower(
         room_id=session.room_id,
         strategy=strategy,
         sink=delivery.sink,
-        retry=RetryPolicy(max_retries=opts.max_retries),
+        retry=RetryPolicy(max_retries=opts.max_retries, gate=session.gate),
         hooks=delivery.hooks,
         include_ephemeral=delivery.include_ephemeral,
         accept=delivery.accept,
@@ -119,7 +119,7 @@ def follow_room(
         first_mode = mode
         fresh, mode = retrying(
             lambda: first_position(session, opts, first_mode, hooks),
-            RetryPolicy(max_retries=opts.max_retries),
+            RetryPolicy(max_retries=opts.max_retries, gate=session.gate),
             status=hooks.status,
             renew=hooks.renew_token,
             quick=opts.drain,
@@ -147,6 +147,8 @@ def follow_room(
         position = follower.saved or Position(history.end, strategy.kind)
     if start.resuming:
         announce(delivery, start)
+    if delivery.on_live is not None:
+        delivery.on_live()
     try:
         follower.run(position, drain=opts.drain)
     except ForbiddenError as exc:

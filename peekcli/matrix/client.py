@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from peekcli.errors import (
     ForbiddenError,
@@ -22,11 +22,14 @@ from peekcli.errors import (
     RateLimited,
     TokenRejected,
     UnrecognizedError,
+    UsageError,
 )
-from peekcli.matrix.http import Http, Reply, RequestLog
+from peekcli.matrix.http import Http, NoAnswer, Reply, RequestLog
 from peekcli.tokens import is_valid_token
 
 API = "/_matrix/client/v3"
+#: The one plain-http request asked after https failed (see `MatrixClient._plain_http_check`).
+PLAIN_CHECK_TIMEOUT = 3.0
 #: Seconds added to a long-poll's own timeout before the HTTP read gives up on it.
 LONG_POLL_MARGIN = 15.0
 
@@ -57,6 +60,8 @@ class MatrixClient:
         #: Set by a stored login (peekcli.auth): called when an authenticated request is refused
         #: with 401; True means a renewed token is in place and the request is sent once more.
         self.on_token_rejected: Callable[[], bool] | None = None
+        #: Whether the server ever answered (HTTP): a failure before that may be a wrong URL.
+        self._answered = False
 
     # -- transport -------------------------------------------------------------------------------
 
@@ -120,16 +125,57 @@ class MatrixClient:
                     status=401,
                 )
             headers["Authorization"] = f"Bearer {self.token}"
-        reply = self.http.send(
-            method,
-            url,
-            where=self.base_url,
-            params=params,
-            json=body,
-            headers=headers,
-            read_timeout=read_timeout,
-        )
+        try:
+            reply = self.http.send(
+                method,
+                url,
+                where=self.base_url,
+                params=params,
+                json=body,
+                headers=headers,
+                read_timeout=read_timeout,
+            )
+        except NoAnswer:
+            if not self._answered:  # first contact: perhaps https to a plain http port
+                self._plain_http_check(url)
+            raise
+        self._answered = True
         return self._parse(reply)
+
+    def _plain_http_check(self, url: str) -> None:
+        """After https failed on first contact: if the port is a Matrix server speaking plain
+        http, say so at once.
+
+        `-s 127.0.0.1:8008` means https://…, and a plain http server there either answers the
+        TLS hello with garbage or waits for the rest of a request (Synapse: a timeout); both
+        used to look like an outage (retried, "did not answer in time"). One request without
+        credentials to `http://same-host:port/_matrix/client/versions` tells; only a Matrix
+        answer counts (an https proxy answers plain http on its port with a 400 page).
+        """
+        parts = urlsplit(url)
+        if parts.scheme != "https":
+            return
+        try:
+            reply = self.http.send(
+                "GET",
+                f"http://{parts.netloc}/_matrix/client/versions",
+                where=self.base_url,
+                connect_timeout=PLAIN_CHECK_TIMEOUT,
+                read_timeout=PLAIN_CHECK_TIMEOUT,
+                allow_redirects=False,
+            )
+        except (NetworkError, UsageError):
+            return
+        data = reply.data if reply.status == 200 else None
+        versions = data.get("versions") if isinstance(data, dict) else None
+        if not isinstance(versions, list):
+            return
+        base = urlsplit(self.base_url)
+        plain = urlunsplit(("http", base.netloc, base.path, "", ""))
+        raise UsageError(
+            f"{self.base_url} does not speak https: {base.netloc} answers plain http; "
+            f"use --homeserver {plain}"
+        )
 
     def _parse(self, reply: Reply) -> Any:
         status, data = reply.status, reply.data

@@ -9,21 +9,31 @@ OAuth errors, a discovery document) is the caller's: `matrix/client.py`, `matrix
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
+import requests.adapters
 
 from peekcli import __version__
 from peekcli.errors import NetworkError, UsageError
 
 CONNECT_TIMEOUT = 10.0
+#: Loopback answers in microseconds: a connection (TCP and TLS) that takes longer is not coming,
+#: typically a plain http server waiting for the rest of what it takes for a request.
+LOOPBACK_CONNECT_TIMEOUT = 2.0
 #: The longest a rate limit is obeyed, in seconds: a server asking for more gets asked again then.
 MAX_RETRY_AFTER = 3600.0
 
 RequestLog = Callable[[str, str, int | None, float], None]
+
+
+class NoAnswer(NetworkError):
+    """A timeout, or a TLS handshake that failed: perhaps https sent to a plain http port."""
 
 
 class Unreachable(NetworkError):
@@ -69,7 +79,7 @@ class Http:
     def __init__(
         self, *, log: RequestLog | None = None, session: requests.Session | None = None
     ) -> None:
-        self.session = session or requests.Session()
+        self.session = session if session is not None else requests.Session()
         self.session.headers["User-Agent"] = f"peek/{__version__}"
         self.log = log
 
@@ -84,7 +94,8 @@ class Http:
         form: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         read_timeout: float = 30.0,
-        connect_timeout: float = CONNECT_TIMEOUT,
+        connect_timeout: float | None = None,
+        allow_redirects: bool = True,
     ) -> Reply:
         """One exchange; no answer → `Unreachable` / `NetworkError`, a bad URL → `UsageError`."""
         try:
@@ -95,13 +106,17 @@ class Http:
                 json=json,
                 data=form,
                 headers=dict(headers or {}),
-                timeout=(connect_timeout, read_timeout),
+                timeout=(connect_timeout or _connect_timeout(url), read_timeout),
+                allow_redirects=allow_redirects,
             )
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
             raise UsageError(f"invalid homeserver URL {where!r}: {exc}") from None
+        except requests.exceptions.SSLError:
+            self._log(method, url, None)
+            raise NoAnswer(f"cannot reach {where} (TLS failed)") from None
         except requests.exceptions.Timeout:
             self._log(method, url, None)
-            raise NetworkError(f"{where} did not answer in time") from None
+            raise NoAnswer(f"{where} did not answer in time") from None
         except requests.exceptions.RequestException as exc:
             self._log(method, url, None)
             why = reason(exc)
@@ -117,6 +132,27 @@ class Http:
         if self.log is not None:
             # URLs never carry the token (it travels in a header), so they are safe to log.
             self.log(method, url.split("?", 1)[0], status, elapsed)
+
+
+def pooled_session(size: int) -> requests.Session:
+    """One HTTP session for the rooms of one homeserver, its pool sized for them all: each
+    room's long-poll keeps its own connection alive instead of opening a new one each time."""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=max(size, 10))
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def _connect_timeout(url: str) -> float:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return LOOPBACK_CONNECT_TIMEOUT
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    return LOOPBACK_CONNECT_TIMEOUT if loopback else CONNECT_TIMEOUT
 
 
 def reason(exc: requests.exceptions.RequestException) -> str:

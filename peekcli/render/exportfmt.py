@@ -1,28 +1,24 @@
-"""`peek export --format text|html`: the pretty rendering of a room's history, as a file.
+"""`peek export --format text|html`: the room's history as a file people can read.
 
-Both writers feed each event (oldest first) to the same `PrettyRenderer` `peek watch` uses, so a
-message reads the same in the terminal, in the text file and on the page. Text is that rendering
-without colour, wrapped at a fixed width with the renderer's hanging indent. HTML is one
-self-contained page: rich's segments become `<span style=…>` with inline styles (what rich's own
-`export_html(inline_styles=True)` does, streamed here so a year of history never sits in memory),
-every piece of event text passes through `html.escape`, and the page has no script at all (its
-Content-Security-Policy would not run one anyway). No network I/O happens here.
+Text feeds each event (oldest first) to the same `PrettyRenderer` `peek watch` uses, so a message
+reads the same in the terminal and in the file: that rendering without colour, wrapped at a fixed
+width with the renderer's hanging indent. HTML is a page of its own (`render.htmlpage`): semantic
+markup, relations folded like a chat client, sanitised like Element, no script. No network I/O
+happens here.
 """
 
 from __future__ import annotations
 
-import html
+import datetime as dt
 import io
 import json
-from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
-from typing import Any, BinaryIO
+from collections.abc import Callable
+from typing import Any, BinaryIO, Protocol
 
-from rich.console import Console
-from rich.terminal_theme import DEFAULT_TERMINAL_THEME
 from rich.text import Text
 
-from peekcli import __version__
+from peekcli.media import media_in
+from peekcli.render.htmlpage import HtmlPage, PageInfo
 from peekcli.render.pretty import PrettyRenderer
 from peekcli.render.sanitize import one_line
 from peekcli.render.terminal import PipeConsole
@@ -36,21 +32,6 @@ def _event(line: bytes) -> Any:
         return json.loads(line)
     except ValueError:
         return {"type": "(unreadable event)"}
-
-
-def _room_title(room_id: str, state: Iterable[Mapping[str, Any]]) -> str:
-    """The room's name (or canonical alias), else its id: for a page title, sanitised."""
-    found: dict[str, str] = {}
-    for event in state:
-        content = event.get("content")
-        if not isinstance(content, Mapping) or event.get("state_key") != "":
-            continue
-        for etype, key in (("m.room.name", "name"), ("m.room.canonical_alias", "alias")):
-            value = content.get(key)
-            if event.get("type") == etype and isinstance(value, str) and value.strip():
-                found[etype] = value
-    title = found.get("m.room.name") or found.get("m.room.canonical_alias") or room_id
-    return one_line(title, 200)
 
 
 class _RoomBoundary:
@@ -75,7 +56,14 @@ class TextWriter:
 
     wants_state = True
 
-    def __init__(self, out: BinaryIO, *, width: int = WIDTH) -> None:
+    def __init__(
+        self,
+        out: BinaryIO,
+        *,
+        width: int = WIDTH,
+        media: Callable[[str], str | None] | None = None,
+    ) -> None:
+        self.media = media
         self.stream = io.TextIOWrapper(out, encoding="utf-8", newline="\n", write_through=True)
         self.console = PipeConsole(
             file=self.stream,
@@ -92,111 +80,63 @@ class TextWriter:
         self.renderer = PrettyRenderer(seconds=True)
         self.boundary = _RoomBoundary()
 
-    def begin(self, room_id: str, state: list[dict[str, Any]]) -> None:
+    def begin(self, room_id: str, state: list[dict[str, Any]], summary: RangeFacts) -> None:
         self.renderer.learn_state(state)
 
     def write(self, line: bytes) -> None:
         event = _event(line)
         for text in [*self.boundary.lines(event), *self.renderer.render(event)]:
             self.console.print(text)
+        if self.media is not None:
+            for item in media_in(event):
+                local = self.media(item.url)
+                if local is not None:
+                    label = "thumbnail" if item.kind == "thumbnail" else "file"
+                    self.console.print(Text(f"{' ' * 9}saved {label}: {local}"))
 
     def finish(self) -> None:
         self.stream.flush()
         self.stream.detach()  # the binary stream stays open: it belongs to the caller
 
 
-_PAGE_HEAD = """<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="generator" content="peek {version}">
-<title>{title}</title>
-<style>
-body {{ color: {fg}; background-color: {bg}; margin: 1.5em; }}
-h1 {{ font-family: sans-serif; font-size: 1.3em; margin-bottom: 0.2em; }}
-p.about {{ font-family: sans-serif; font-size: 0.85em; opacity: 0.7; margin-top: 0; }}
-pre {{ font-family: Menlo, "DejaVu Sans Mono", Consolas, "Liberation Mono", monospace;
-       font-size: 0.9em; line-height: 1.35; }}
-</style>
-</head>
-<body>
-<h1>{title}</h1>
-<p class="about">{about}</p>
-<pre>"""
+class RangeFacts(Protocol):
+    """What the export knows of its range when writing starts (`export.ExportSummary`)."""
 
-_PAGE_TAIL = """</pre>
-</body>
-</html>
-"""
+    homeserver: str
+    since_ms: int | None
+    until_ms: int | None
+    oldest_ms: int | None
+    newest_ms: int | None
+    count: int
 
 
 class HtmlWriter:
-    """One self-contained HTML page of the pretty rendering (inline styles, no script)."""
+    """One self-contained HTML page (see `render.htmlpage`): semantic, readable, no script."""
 
     wants_state = True
 
-    def __init__(self, out: BinaryIO, *, width: int = WIDTH, homeserver: str = "") -> None:
-        self.out = out
-        self.homeserver = homeserver
-        self.theme = DEFAULT_TERMINAL_THEME
-        self.console = Console(
-            file=io.StringIO(),
-            width=width,
-            color_system="truecolor",
-            force_terminal=True,
-            force_interactive=False,
-            highlight=False,
-            markup=False,
-            emoji=False,
-            legacy_windows=False,
-        )
-        self.renderer = PrettyRenderer(seconds=True)
-        self.boundary = _RoomBoundary()
-        self._styles: dict[Any, str] = {}
+    def __init__(
+        self,
+        out: BinaryIO,
+        *,
+        media: Callable[[str], str | None] | None = None,
+        tz: dt.tzinfo | None = None,
+    ) -> None:
+        self.page = HtmlPage(out, media=media, tz=tz)
 
-    def begin(self, room_id: str, state: list[dict[str, Any]]) -> None:
-        self.renderer.learn_state(state)
-        title = _room_title(room_id, state)
-        about = f"{one_line(room_id, 300)}"
-        if self.homeserver:
-            about += f" · read from {one_line(self.homeserver, 300)}"
-        about += f" · exported {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by peek"
-        head = _PAGE_HEAD.format(
-            version=html.escape(__version__),
-            title=html.escape(title),
-            about=html.escape(about),
-            fg=self.theme.foreground_color.hex,
-            bg=self.theme.background_color.hex,
+    def begin(self, room_id: str, state: list[dict[str, Any]], summary: RangeFacts) -> None:
+        info = PageInfo(
+            homeserver=summary.homeserver,
+            since_ms=summary.since_ms,
+            until_ms=summary.until_ms,
+            oldest_ms=summary.oldest_ms,
+            newest_ms=summary.newest_ms,
+            count=summary.count,
         )
-        self.out.write(head.encode("utf-8"))
+        self.page.begin(room_id, state, info)
 
     def write(self, line: bytes) -> None:
-        parts: list[str] = []
-        event = _event(line)
-        for text in [*self.boundary.lines(event), *self.renderer.render(event)]:
-            parts.append(self._html(text))
-        self.out.write("".join(parts).encode("utf-8", "replace"))
-
-    def _html(self, text: Text) -> str:
-        parts: list[str] = []
-        for segment in self.console.render(text, self.console.options):
-            if segment.control or not segment.text:
-                continue
-            escaped = html.escape(segment.text, quote=True)
-            css = self._css(segment.style)
-            parts.append(f'<span style="{css}">{escaped}</span>' if css else escaped)
-        return "".join(parts)
-
-    def _css(self, style: Any) -> str:
-        if style is None or not style:
-            return ""
-        css = self._styles.get(style)
-        if css is None:
-            css = self._styles[style] = html.escape(style.get_html_style(self.theme), quote=True)
-        return css
+        self.page.write(_event(line))
 
     def finish(self) -> None:
-        self.out.write(_PAGE_TAIL.encode("utf-8"))
-        self.out.flush()
+        self.page.finish()

@@ -161,6 +161,9 @@ def _with_server(
                     return backlog.export(sizes, server, room, work)
 
                 _guard("export", rows, export)
+                from tests.bench import media
+
+                _guard("media", rows, lambda: media.run(sizes, server, alice, work))
             else:
                 rows.append(skipped("export: peek export", "`peek export` is not installed"))
         if "idle" in sections:

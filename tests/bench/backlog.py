@@ -32,6 +32,7 @@ from tests.statefile import saved
 
 REPO = Path(__file__).resolve().parents[2]
 TIME_LIMIT = 1.2
+HTML_LIMIT = 1.5
 BARE = [sys.executable, "-m", "tests.bench.bare"]
 
 
@@ -181,15 +182,24 @@ def export(sizes: Sizes, server: BenchServer, backlog: Backlog, work: Path) -> l
         "jsonl",
     ]
     bare_argv = [*BARE, "export", server.url, backlog.room_id]
-    times: dict[str, list[float]] = {"peek": [], "bare": []}
+    html_argv = [*peek_argv[:-1], "html"]
+    times: dict[str, list[float]] = {"peek": [], "bare": [], "html": []}
     counts: dict[str, list[int]] = {"peek": [], "bare": []}
     details: dict[str, str] = {}
     problems: list[str] = []
     for r in range(sizes.export_runs):
-        order = ["peek", "bare"]
+        order = ["peek", "bare", "html"]
         random.shuffle(order)
         for name in order:
             out = work / f"export-{name}-{r}.jsonl"
+            if name == "html":
+                home = backlog.home.clone(work / f"export-html-home-{r}")
+                elapsed, _ = _timed(server, html_argv, home.env, out, "peek/")
+                times[name].append(elapsed)
+                articles = out.read_text(encoding="utf-8").count("<article ")
+                if articles < backlog.events:
+                    problems.append(f"html run {r}: {articles} events on the page")
+                continue
             if name == "peek":
                 home = backlog.home.clone(work / f"export-home-{r}")
                 elapsed, reqs = _timed(server, peek_argv, home.env, out, "peek/")
@@ -220,8 +230,18 @@ def export(sizes: Sizes, server: BenchServer, backlog: Backlog, work: Path) -> l
     if problems:
         time_row.ok = False
     peek_count, bare_count = median(counts["peek"]), median(counts["bare"])
+    html_row = ratio_row(
+        f"export: peek export --format html, {backlog.events:,}+ events",
+        median(times["html"]),
+        median(times["peek"]),
+        "peek export --format jsonl",
+        unit="s",
+        limit=HTML_LIMIT,
+        note="the same room, the same run; the page folds relations and sanitises every body",
+    )
     return [
         time_row,
+        html_row,
         Row(
             "export: requests at the server",
             peek_count,

@@ -3,6 +3,7 @@
     python -m tests.bench.bare follow URL ROOM             long-poll /events, print each event
     python -m tests.bench.bare drain URL ROOM FROM [LIMIT] /events until empty (LIMIT or default)
     python -m tests.bench.bare export URL ROOM             /messages?dir=b&limit=1000, oldest first
+    python -m tests.bench.bare media URL DIR LIST          GET each server/media_id of LIST, in turn
 
 The access token comes from BENCH_TOKEN (never argv). Every event goes to stdout as one JSON line,
 flushed per reply, exactly what `peek --json` does; nothing else is done (no state, no checks), so
@@ -84,6 +85,20 @@ def export(url: str, room: str) -> None:
         _write(page[::-1])
 
 
+def media(url: str, target: str, listing: str) -> None:
+    """Authenticated media, one file after the other, each written to DIR/server/media_id."""
+    session = _session("bench-bare-media")
+    with open(listing) as fh:
+        keys = [line.strip() for line in fh if line.strip()]
+    for key in keys:
+        resp = session.get(f"{url}/_matrix/client/v1/media/download/{key}", timeout=60)
+        resp.raise_for_status()
+        path = os.path.join(target, key)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as out:
+            out.write(resp.content)
+
+
 def main(argv: list[str]) -> None:
     mode, *args = argv
     if mode == "follow":
@@ -92,6 +107,8 @@ def main(argv: list[str]) -> None:
         drain(args[0], args[1], args[2], args[3] if len(args) > 3 else None)
     elif mode == "export":
         export(*args)
+    elif mode == "media":
+        media(*args)
     else:
         raise SystemExit(f"unknown mode {mode!r}")
 

@@ -35,6 +35,9 @@ class Sizes:
     export_events: int = 5_000
     export_runs: int = 3
     senders: int = 8
+    media_files: int = 100
+    media_bytes: int = 256 * 1024
+    media_runs: int = 3
 
 
 FULL = Sizes()
@@ -51,6 +54,9 @@ QUICK = Sizes(
     export_events=150,
     export_runs=1,
     senders=2,
+    media_files=4,
+    media_bytes=4096,
+    media_runs=1,
 )
 
 

@@ -58,6 +58,9 @@ class AuthHomeserver(FakeHomeserver):
         add(responses.POST, f"{API}/refresh", callback=self._refresh)
         add(responses.POST, f"{API}/logout", callback=self._logout)
         add(responses.GET, f"{API}/account/whoami", callback=self._whoami)
+        # Every Matrix server answers /versions at its base URL (peek asks it to tell a wrong
+        # URL from a server without guest registration).
+        self.rsps.add(responses.GET, f"{HS}/_matrix/client/versions", json={"versions": ["v1.11"]})
         for path in ("v1/auth_metadata", "unstable/org.matrix.msc2965/auth_metadata"):
             self.rsps.add(
                 responses.GET,

@@ -268,7 +268,7 @@ def test_the_access_token_never_reaches_cmd(hs: FakeHomeserver, peek: Any) -> No
         (["--exec", "'unbalanced"], "cannot split"),
         (["--exec", ""], "needs a command"),
         (["--exec-timeout", "3"], "goes with --exec"),
-        (["--exec-failure", "skip"], "go with --exec"),
+        (["--exec-failure", "skip"], "--exec-failure goes with --exec"),
         (["--exec", "true", "--json", "--exec-output", "stdout"], "mix"),
     ],
 )

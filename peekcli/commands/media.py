@@ -1,0 +1,79 @@
+"""`--media DIR` for export, watch and snapshot: the downloader of a room, and what it did."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from peekcli.media import MediaDownloader, MediaReport
+
+
+def max_size(text: str | None) -> int | None:
+    """`--media-max-size` → bytes (a usage error, exit 2, when unreadable)."""
+    if not text:
+        return None
+    from peekcli.errors import UsageError
+    from peekcli.media import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise UsageError(f"--media-max-size: {exc}") from None
+
+
+def downloader(
+    session: Any, root: Path, max_bytes: int | None, max_retries: int | None
+) -> MediaDownloader:
+    """Media downloads through the room's client: its token, its homeserver, the one retry
+    policy (its status line, a rejected guest renewed once for all the downloads)."""
+    from peekcli.commands.common import clear_status, show_status
+    from peekcli.media import MediaDownloader, MediaStore, session_fetch
+    from peekcli.retry import RetryPolicy, retrying
+
+    client = session.client
+    policy = RetryPolicy(max_retries=max_retries)
+    renewing = threading.Lock()
+
+    def renew() -> bool:
+        with renewing:  # several downloads may see the guest token expire at once
+            renewed: bool = session.renew()
+            return renewed
+
+    def status(message: str | None) -> None:
+        if message is None:
+            clear_status()
+        else:
+            show_status(f"media: {message}")
+
+    return MediaDownloader(
+        MediaStore(root),
+        base_url=client.base_url,
+        token=lambda: client.token,
+        fetch=session_fetch(client.session, client._parse, client.base_url),
+        retry=lambda call: retrying(call, policy, status=status, renew=renew),
+        max_bytes=max_bytes,
+    )
+
+
+def say(report: MediaReport, root: Path) -> None:
+    """One line about the media, and one per kind of trouble."""
+    from peekcli.commands.common import note
+
+    size = report.bytes / (1024 * 1024)
+    note(
+        f"media in {root}: {report.downloaded} downloaded ({size:.1f} MiB), "
+        f"{report.present} already there"
+    )
+    if report.encrypted:
+        names = ", ".join(report.encrypted[:3]) + (" …" if len(report.encrypted) > 3 else "")
+        note(f"media: {len(report.encrypted)} encrypted attachment(s) not fetched ({names})")
+    if report.too_big:
+        note(f"media: {len(report.too_big)} file(s) over --media-max-size skipped")
+    if report.unusable:
+        note(f"media: {len(report.unusable)} unusable mxc URI(s) skipped")
+    if report.failed:
+        url, why = report.failed[0]
+        more = f" and {len(report.failed) - 1} more" if len(report.failed) > 1 else ""
+        note(f"media: {len(report.failed)} download(s) failed: {url}: {why}{more}")
