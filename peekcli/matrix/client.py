@@ -177,6 +177,10 @@ class MatrixClient:
             f"use --homeserver {plain}"
         )
 
+    def parse(self, reply: Reply) -> Any:
+        """A reply's JSON, or the typed error it stands for (used by streamed downloads too)."""
+        return self._parse(reply)
+
     def _parse(self, reply: Reply) -> Any:
         status, data = reply.status, reply.data
         if 200 <= status < 300:

@@ -122,16 +122,21 @@ class Http:
             why = reason(exc)
             raise Unreachable(f"cannot reach {where} ({why})", why) from None
         self._log(method, url, resp.status_code, resp.elapsed.total_seconds())
-        try:
-            data = resp.json()
-        except ValueError:
-            data = None
-        return Reply(resp.status_code, data, resp.reason or "", resp.headers, not resp.content)
+        return reply_of(resp)
 
     def _log(self, method: str, url: str, status: int | None, elapsed: float = 0.0) -> None:
         if self.log is not None:
             # URLs never carry the token (it travels in a header), so they are safe to log.
             self.log(method, url.split("?", 1)[0], status, elapsed)
+
+
+def reply_of(resp: requests.Response) -> Reply:
+    """A `Reply` from a response of this transport's session (also a streamed download's)."""
+    try:
+        data = resp.json()
+    except ValueError:
+        data = None
+    return Reply(resp.status_code, data, resp.reason or "", resp.headers, not resp.content)
 
 
 def pooled_session(size: int) -> requests.Session:
