@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tests.bench.core import FULL, PEEK, QUICK, Home, Row, Sizes, log, skipped, table
 
-SECTIONS = ("startup", "latency", "render", "backlog", "export", "idle", "memory")
+SECTIONS = ("startup", "latency", "render", "backlog", "export", "media", "idle", "memory", "rooms")
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -40,6 +40,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency-messages", type=int, help="messages per consumer")
     parser.add_argument("--memory-events", type=int, help="events followed for the memory figure")
     parser.add_argument("--idle-seconds", type=float, help="idle window (default 60)")
+    parser.add_argument(
+        "--rooms", type=int, help=f"rooms followed at once (default {FULL.rooms_many:,})"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     return parser.parse_args(argv)
 
@@ -51,10 +54,12 @@ def _sizes(args: argparse.Namespace) -> Sizes:
         "export_events": args.export_events,
         "backlog_runs": args.runs,
         "export_runs": args.runs,
+        "media_runs": args.runs,
         "startup_runs": args.startup_runs,
         "latency_messages": args.latency_messages,
         "memory_events": args.memory_events,
         "idle_seconds": args.idle_seconds,
+        "rooms_many": args.rooms,
     }
     return replace(sizes, **{k: v for k, v in overrides.items() if v is not None})
 
@@ -95,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             from tests.bench import startup
 
             _guard("start-up", rows, lambda: startup.run(sizes, work, env))
-        if sections & {"latency", "render", "backlog", "export", "idle"}:
+        if sections & {"latency", "render", "backlog", "export", "media", "idle", "rooms"}:
             _with_server(sizes, sections, scratch, work, rows)
         if "memory" in sections:
             from tests.bench import memory
@@ -116,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} CPUs, "
         f"{sizes.backlog_events:,} backlog events, {sizes.export_events:,} to export, "
         f"{sizes.latency_messages} latency messages, "
-        f"{sizes.memory_events:,} events for memory, {sizes.idle_seconds:g} s idle"
+        f"{sizes.memory_events:,} events for memory, {sizes.idle_seconds:g} s idle, "
+        f"{sizes.rooms_many:,} rooms"
     )
     print()
     print(table(rows))
@@ -129,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
 def _with_server(
     sizes: Sizes, sections: set[str], scratch: Path, work: Path, rows: list[Row]
 ) -> None:
-    from tests.bench import backlog, idle, latency, render
+    from tests.bench import backlog, idle, latency, render, rooms
     from tests.bench.server import BenchServer
 
     log("starting Synapse")
@@ -161,13 +167,16 @@ def _with_server(
                     return backlog.export(sizes, server, room, work)
 
                 _guard("export", rows, export)
-                from tests.bench import media
-
-                _guard("media", rows, lambda: media.run(sizes, server, alice, work))
             else:
                 rows.append(skipped("export: peek export", "`peek export` is not installed"))
+        if "media" in sections:
+            from tests.bench import media
+
+            _guard("media", rows, lambda: media.run(sizes, server, alice, work))
         if "idle" in sections:
             _guard("idle", rows, lambda: idle.run(sizes, server, alice, work))
+        if "rooms" in sections:
+            _guard("rooms", rows, lambda: rooms.run(sizes, server, alice, work))
 
 
 if __name__ == "__main__":

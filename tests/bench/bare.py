@@ -3,6 +3,7 @@
     python -m tests.bench.bare follow URL ROOM             long-poll /events, print each event
     python -m tests.bench.bare drain URL ROOM FROM [LIMIT] /events until empty (LIMIT or default)
     python -m tests.bench.bare export URL ROOM             /messages?dir=b&limit=1000, oldest first
+    python -m tests.bench.bare drain-many URL FILE N       drain each "ROOM TOKEN" line, N at once
     python -m tests.bench.bare media URL DIR LIST          GET each server/media_id of LIST, in turn
 
 The access token comes from BENCH_TOKEN (never argv). Every event goes to stdout as one JSON line,
@@ -68,6 +69,32 @@ def drain(url: str, room: str, token: str, limit: str | None) -> None:
         token = reply["end"]
 
 
+def drain_many(url: str, listing: str, at_once: str) -> None:
+    """Every `ROOM TOKEN` line of `listing`, drained as `drain` does, `at_once` rooms at a time."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    with open(listing) as fh:
+        pairs = [line.split() for line in fh if line.strip()]
+    local = threading.local()
+    out = threading.Lock()
+
+    def one(pair: list[str]) -> None:
+        room, token = pair
+        session = local.__dict__.setdefault("session", _session("bench-bare-drain-many"))
+        while True:
+            params = {"room_id": room, "from": token, "timeout": 0}
+            reply = session.get(f"{url}{API}/events", params=params, timeout=60).json()
+            with out:
+                _write(reply["chunk"])
+            if not reply["chunk"] or reply["end"] == token:
+                return
+            token = reply["end"]
+
+    with ThreadPoolExecutor(int(at_once)) as pool:
+        list(pool.map(one, pairs))
+
+
 def export(url: str, room: str) -> None:
     session = _session("bench-bare-export")
     pages: list[list[dict[str, object]]] = []
@@ -105,6 +132,8 @@ def main(argv: list[str]) -> None:
         follow(*args)
     elif mode == "drain":
         drain(args[0], args[1], args[2], args[3] if len(args) > 3 else None)
+    elif mode == "drain-many":
+        drain_many(*args)
     elif mode == "export":
         export(*args)
     elif mode == "media":
