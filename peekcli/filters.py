@@ -16,6 +16,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from peekcli.errors import UsageError
+from peekcli.render.polldata import searchable
 
 #: Event types a person reads as "messages": text and media, stickers, encrypted messages, polls.
 MESSAGE_TYPES = frozenset(
@@ -51,6 +52,8 @@ class EventFilter:
         if self.grep is not None:
             content = event.get("content")
             body = content.get("body") if isinstance(content, dict) else None
+            if not isinstance(body, str):
+                body = searchable(event)  # a poll: its question and answers
             if not isinstance(body, str) or self.grep.search(body) is None:
                 return False
         return True

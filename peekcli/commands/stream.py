@@ -94,6 +94,11 @@ def stream_options(f: Any) -> Any:
         ),
         click.option("--seconds", is_flag=True, help="Pretty output: show times as HH:MM:SS."),
         click.option(
+            "--spoilers",
+            is_flag=True,
+            help="Pretty output: show the text of spoilers (default: only [spoiler: reason]).",
+        ),
+        click.option(
             "--color/--no-color",
             default=None,
             help="Pretty output: force styles on or off (default: on for a terminal, "
@@ -291,6 +296,7 @@ def _run(rooms: tuple[str, ...], kw: dict[str, Any], *, drain: bool) -> None:
         exec_policy=delivery.exec_policy(kw),
         color=kw["color"],
         seconds=kw["seconds"],
+        spoilers=kw["spoilers"],
         media_dir=kw["media_dir"],
         media_max_bytes=media_max_bytes,
         media_retries=kw["max_retries"] if kw["max_retries"] is not None else 5,
@@ -335,6 +341,8 @@ class Output:
     color: bool | None = None
     #: Pretty output: times as HH:MM:SS.
     seconds: bool = False
+    #: Pretty output: show spoiler text (--spoilers) instead of "[spoiler: reason]".
+    spoilers: bool = False
     #: --media DIR: each batch's media saved before its position (sinks/media.py).
     media_dir: Path | None = None
     media_max_bytes: int | None = None
@@ -510,6 +518,7 @@ def _make_sink(
 
     renderer = PrettyRenderer(
         seconds=out.seconds,
+        spoilers=out.spoilers,
         room_label=room_label,
         homeserver=session.homeserver if session else None,
     )

@@ -22,9 +22,13 @@ from peekcli.render.htmlpage import HtmlPage, PageInfo
 from peekcli.render.pretty import PrettyRenderer
 from peekcli.render.sanitize import one_line
 from peekcli.render.terminal import PipeConsole
+from peekcli.render.timeline import Entry, Timeline
 
 #: Columns of the text and HTML renderings (long lines wrap under the message column).
 WIDTH = 100
+#: Events a relation may come after its target and still fold into it in the text export;
+#: later ones read as notifications ("alice edited a message: …").
+FOLD_WINDOW = 2000
 
 
 def _event(line: bytes) -> Any:
@@ -79,22 +83,39 @@ class TextWriter:
         )
         self.renderer = PrettyRenderer(seconds=True)
         self.boundary = _RoomBoundary()
+        # Relations fold into their targets (edits applied, reactions summed) within a window.
+        self.timeline = Timeline(window=FOLD_WINDOW)
 
     def begin(self, room_id: str, state: list[dict[str, Any]], summary: RangeFacts) -> None:
         self.renderer.learn_state(state)
 
     def write(self, line: bytes) -> None:
         event = _event(line)
-        for text in [*self.boundary.lines(event), *self.renderer.render(event)]:
+        if not isinstance(event, dict):
+            self._print(self.renderer.render(event))
+            return
+        marks = self.boundary.lines(event)
+        if marks:  # a new room: nothing of the old one folds into it
+            self._release(self.timeline.finish())
+            self._print(marks)
+        self._release(self.timeline.add(event))
+
+    def _release(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            self._print(self.renderer.render_entry(entry))
+            if self.media is not None:
+                for item in media_in(entry.event):
+                    local = self.media(item.url)
+                    if local is not None:
+                        label = "thumbnail" if item.kind == "thumbnail" else "file"
+                        self.console.print(Text(f"{' ' * 9}saved {label}: {local}"))
+
+    def _print(self, texts: list[Text]) -> None:
+        for text in texts:
             self.console.print(text)
-        if self.media is not None:
-            for item in media_in(event):
-                local = self.media(item.url)
-                if local is not None:
-                    label = "thumbnail" if item.kind == "thumbnail" else "file"
-                    self.console.print(Text(f"{' ' * 9}saved {label}: {local}"))
 
     def finish(self) -> None:
+        self._release(self.timeline.finish())
         self.stream.flush()
         self.stream.detach()  # the binary stream stays open: it belongs to the caller
 

@@ -11,17 +11,25 @@ from typing import Any
 
 from rich.console import Console
 
+from peekcli import signals
 from peekcli.render.pretty import PrettyRenderer, RoomInfo
 from peekcli.sinks.reader import reader_gone
 
 
 class PrettySink:
-    """Renders each event to the console; the header comes first, from the room's state."""
+    """Renders each delivered batch to the console; the header comes first, from the room's state.
+
+    Events are held until `flush` (the follower flushes once per batch, before saving its
+    position), so that a batch's relations fold into their targets: the history shows a message
+    edited, with its reactions, instead of one line per edit and reaction.
+    """
 
     def __init__(self, console: Console, renderer: PrettyRenderer) -> None:
         self.console = console
         self.renderer = renderer
+        self.pending: list[dict[str, Any]] = []
         self._pending_header: Any = None
+        self._failed: OSError | None = None  # the output broke (closed pipe): it stays broken
 
     def header(
         self, info: RoomInfo, state: Iterable[Mapping[str, Any]], *, defer: bool = False
@@ -36,14 +44,26 @@ class PrettySink:
             self.console.print(banner)
 
     def write(self, event: dict[str, Any]) -> None:
-        if self._pending_header is not None:
-            banner, self._pending_header = self._pending_header, None
-            self.console.print(banner)
-        for line in self.renderer.render(event):
-            self.console.print(line)
+        self.pending.append(event)
 
     def flush(self) -> None:
-        self.console.file.flush()
+        if self._failed is not None:
+            # Printing this batch failed: a second flush must fail too, so that the follower
+            # saves nothing the reader never got (the next run prints it again).
+            raise self._failed
+        batch, self.pending = self.pending, []  # taken first: a failing print never repeats it
+        lines = self.renderer.render_batch(batch)
+        try:
+            with signals.deferred():  # a stop signal waits for the whole batch to be printed
+                if batch and self._pending_header is not None:
+                    banner, self._pending_header = self._pending_header, None
+                    self.console.print(banner)
+                for line in lines:
+                    self.console.print(line)
+            self.console.file.flush()
+        except OSError as exc:
+            self._failed = exc
+            raise
 
     def reader_gone(self) -> bool:
         return reader_gone(self.console.file)

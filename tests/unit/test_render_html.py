@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.style import Style
 from rich.text import Text
 
-from peekcli.render.html import html_to_text, safe_link
+from peekcli.render.matrix_html import html_to_text, safe_link
 
 
 def shown(html: object) -> str:

@@ -19,7 +19,11 @@ from rich.text import Text
 
 from peekcli.render.sanitize import clean, one_line
 
-__all__ = ["html_to_text", "safe_link"]
+__all__ = ["SPOILER", "SPOILER_MARK", "html_to_text", "safe_link"]
+
+#: Style meta keys of spoiler text shown with `spoilers=True`, and of the marker before it.
+SPOILER = "peek_spoiler"
+SPOILER_MARK = "peek_spoiler_mark"
 
 # Matrix events are at most 64 KiB; anything longer is not worth parsing.
 _MAX_INPUT = 65536
@@ -108,8 +112,9 @@ class _Frame:
 
 
 class _Converter(HTMLParser):
-    def __init__(self) -> None:
+    def __init__(self, spoilers: bool = False) -> None:
         super().__init__(convert_charrefs=True)
+        self._spoilers = spoilers
         self.parts: list[tuple[str, Style]] = []
         self._stack: list[_Frame] = []
         self._ctx: list[_Ctx] = []
@@ -267,9 +272,18 @@ class _Converter(HTMLParser):
             frame.style = style + _INLINE_STYLES[tag]
         if tag == "span" and "data-mx-spoiler" in attr:
             reason = one_line(attr["data-mx-spoiler"], 100)
-            if not self._skip:
-                self._emit(f"[spoiler: {reason}]" if reason else "[spoiler]", _DIM)
-            frame.skip = True
+            mark = f"[spoiler: {reason}]" if reason else "[spoiler]"
+            if self._spoilers:
+                # Shown (--spoilers): the marker, then the text, both tagged in their style's meta
+                # so that a writer can still tell spoiler text from the rest.
+                if not self._skip:
+                    self._emit(mark, _DIM + Style(meta={SPOILER_MARK: reason}))
+                    self._emit(" ", Style(meta={SPOILER: True}))
+                frame.style = frame.style + Style(meta={SPOILER: True})
+            else:
+                if not self._skip:
+                    self._emit(mark, _DIM)
+                frame.skip = True
         color = attr.get("data-mx-color") or attr.get("color")
         if color and _HEX_COLOR.fullmatch(color):
             with contextlib.suppress(ColorParseError):
@@ -363,14 +377,18 @@ class _Converter(HTMLParser):
         self._emit(clean(text, 0))
 
 
-def html_to_text(formatted_body: object, *, limit: int = 8000) -> Text:
+def html_to_text(formatted_body: object, *, limit: int = 8000, spoilers: bool = False) -> Text:
     """Render Matrix HTML as styled Text; cut to `limit` characters with a marker.
+
+    Spoilers (`<span data-mx-spoiler>`) show as `[spoiler: reason]` only, unless `spoilers`: then
+    the marker is followed by the text, both carrying `SPOILER_MARK`/`SPOILER` in their style's
+    meta.
 
     Never raises: malformed markup degrades to whatever text was recognised. An empty result means
     nothing was left to show (e.g. only a reply fallback); the caller should use the plain body.
     """
     source = formatted_body if isinstance(formatted_body, str) else clean(formatted_body, 0)
-    converter = _Converter()
+    converter = _Converter(spoilers)
     try:
         converter.feed(source[:_MAX_INPUT])
         converter.close()

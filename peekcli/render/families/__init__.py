@@ -1,0 +1,1 @@
+"""Renderers by event family; `peekcli.render.dispatch` maps event types to them."""
