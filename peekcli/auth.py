@@ -143,7 +143,8 @@ def register_guest(client: MatrixClient, creds: CredentialStore) -> Identity:
     if not isinstance(token, str) or not token:
         raise guest_refused(client.base_url, "no access token in the registration reply")
     if not is_valid_token(token):
-        raise NetworkError(f"{client.base_url} registered a guest with an unusable access token")
+        # Exit 1 like an unreadable reply, but not retried: the server is up and means it.
+        raise PeekError(f"{client.base_url} registered a guest with an unusable access token")
     entry = {"access_token": token, "user_id": user_id if isinstance(user_id, str) else None}
     device_id = reply.get("device_id")
     if isinstance(device_id, str):
@@ -552,7 +553,7 @@ def _store(client: MatrixClient, creds: CredentialStore, entry: dict[str, Any]) 
         # another client's session, which replacing it here must not log out.
         if old.get("method") in ("password", "oauth"):
             try:
-                _end_session(MatrixClient(client.base_url, session=client.session), old)
+                _end_session(MatrixClient(client.base_url, http=client.http), old)
             except PeekError:
                 result.replaced_not_revoked = True
         else:

@@ -172,8 +172,7 @@ def cli(verbose: bool, quiet: bool) -> None:
       peek -v snapshot '#lobby:example.org'       the same, logging each request to stderr
       peek rooms example.org --search linux       public rooms, and which ones peek can watch
     """
-    output.verbose = verbose
-    output.quiet = quiet
+    click.get_current_context().obj = output.OutputContext(verbose=verbose, quiet=quiet)
 
 
 def _degrade_unencodable_output() -> None:

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from peekcli.auth import Identity, choose_identity
 from peekcli.config import Config, load_config
@@ -27,9 +27,10 @@ from peekcli.errors import (
     UnrecognizedError,
     UsageError,
 )
-from peekcli.matrix.client import API, MatrixClient, RequestLog, pooled_session, q
+from peekcli.matrix.client import API, MatrixClient, q
 from peekcli.matrix.discovery import discover
 from peekcli.matrix.events import predecessor_of
+from peekcli.matrix.http import Http, RequestLog, pooled_session
 from peekcli.matrix.ids import RoomRef, normalize_homeserver, parse_room
 from peekcli.retry import Gate
 from peekcli.state import CredentialStore, StateStore, credentials_path_for, default_state_path
@@ -89,17 +90,17 @@ class Shared:
     spread: float = 1.0
     _guard: threading.Lock = field(default_factory=threading.Lock)
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
-    _sessions: dict[str, Any] = field(default_factory=dict)
+    _sessions: dict[str, Http] = field(default_factory=dict)
     _gates: dict[str, Gate] = field(default_factory=dict)
 
     def lock(self, key: str) -> threading.Lock:
         with self._guard:
             return self._locks.setdefault(key, threading.Lock())
 
-    def session(self, homeserver: str) -> Any:
+    def http(self, homeserver: str, log: RequestLog | None) -> Http:
         with self._guard:
             if homeserver not in self._sessions:
-                self._sessions[homeserver] = pooled_session(self.rooms + 4)
+                self._sessions[homeserver] = Http(log=log, session=pooled_session(self.rooms + 4))
             return self._sessions[homeserver]
 
     def gate(self, homeserver: str) -> Gate:
@@ -152,18 +153,83 @@ def unknown_room(client: MatrixClient, room_id: str, via: tuple[str, ...] = ()) 
     return False
 
 
-def homeserver_for(
-    ref: RoomRef,
-    given: str | None,
+def homeserver_url(
+    text: str,
+    *,
+    discover_name: bool,
     store: StateStore | None = None,
     log: RequestLog | None = None,
 ) -> str:
-    """`--homeserver` (or env, or config) as given; else discovered from the room's server."""
-    if given:
-        return normalize_homeserver(given)
-    if ref.server_name:
-        return discover(ref.server_name, store=store, log=log)
-    raise UsageError(f"{ref.value} names no server: give --homeserver (or PEEK_HOMESERVER)")
+    """The one answer to "URL or server name?": a URL (`://`) as it is; a bare name discovered
+    through its .well-known when `discover_name` (a SERVER argument, `login`), else taken as
+    `https://NAME` (`--homeserver` of watch, snapshot, info, export, rooms)."""
+    text = text.strip()
+    if "://" in text or not discover_name:
+        return normalize_homeserver(text)
+    return discover(text, store=store, log=log)
+
+
+@dataclass
+class Server:
+    """A homeserver a command talks to: its URL, the stores, a client, the token to use."""
+
+    homeserver: str
+    store: StateStore
+    creds: CredentialStore
+    client: MatrixClient
+    #: `--token`/`PEEK_ACCESS_TOKEN`, or the config's token for this homeserver.
+    token: str | None
+    guest: GuestMode = "auto"
+    shared: Shared | None = None
+
+    def identity(self) -> tuple[Identity, Callable[[], bool]]:
+        """The identity that reads here (given token, stored login, or a guest) and its renewal;
+        with several rooms, the rooms of one homeserver register one guest between them."""
+        if self.shared is None:
+            return choose_identity(self.client, self.creds, token=self.token, guest=self.guest)
+        lock = self.shared.lock(f"identity {self.homeserver}")
+        with lock:
+            # The first room registers the guest and stores it; the others find it stored.
+            found = choose_identity(self.client, self.creds, token=self.token, guest=self.guest)
+        if found[0].kind == "guest":
+            _share_guest_renewal(self.client, self.creds, self.homeserver, lock)
+        return found
+
+
+def open_server(
+    opts: ConnectOptions,
+    *,
+    name: str | None = None,
+    ref: RoomRef | None = None,
+    discover_given: bool = False,
+    log: RequestLog | None = None,
+    shared: Shared | None = None,
+) -> Server:
+    """The homeserver of a command: `name` (a SERVER argument, discovered), else `--homeserver`
+    (option or `PEEK_HOMESERVER`; discovered only when `discover_given`), else the config file's,
+    else discovered from the server named by `ref`. Raises `UsageError` when none is known."""
+    state_path = opts.state_path or default_state_path()
+    store = StateStore(state_path)
+    if name:
+        homeserver = homeserver_url(name, discover_name=True, store=store, log=log)
+        _, token = effective(homeserver, opts.token)
+    else:
+        given, token = effective(opts.homeserver, opts.token)
+        if given:
+            homeserver = homeserver_url(given, discover_name=discover_given, store=store, log=log)
+        elif ref is not None and ref.server_name and shared is not None:
+            with shared.lock(f"discover {ref.server_name}"):  # one lookup per server name
+                homeserver = discover(ref.server_name, store=store, log=log)
+        elif ref is not None and ref.server_name:
+            homeserver = discover(ref.server_name, store=store, log=log)
+        elif ref is not None:
+            raise UsageError(f"{ref.value} names no server: give --homeserver (or PEEK_HOMESERVER)")
+        else:
+            raise UsageError("no homeserver: give --homeserver (or PEEK_HOMESERVER)")
+    creds = CredentialStore(credentials_path_for(state_path))
+    http = shared.http(homeserver, log) if shared is not None else None
+    client = MatrixClient(homeserver, log=log, http=http)
+    return Server(homeserver, store, creds, client, token, opts.guest, shared)
 
 
 def open_room(
@@ -180,36 +246,20 @@ def open_room(
     `shared`: the session, identity and backoff the run's other rooms on the same homeserver use.
     """
     ref = parse_room(room)
-    state_path = opts.state_path or default_state_path()
-    store = StateStore(state_path)
-    given, token = effective(opts.homeserver, opts.token)
-    if shared is not None and not given and ref.server_name:
-        with shared.lock(f"discover {ref.server_name}"):  # one lookup per server name
-            homeserver = homeserver_for(ref, given, store, log)
-    else:
-        homeserver = homeserver_for(ref, given, store, log)
+    server = open_server(opts, ref=ref, log=log, shared=shared)
+    homeserver, store, client = server.homeserver, server.store, server.client
     if opts.token and token_homeserver is not None and homeserver != token_homeserver:
         raise UsageError(
             f"{room} is on {homeserver}, but the given token belongs to {token_homeserver}: "
             "a token is only sent to its own homeserver; follow that room in a run of its own"
         )
-    creds = CredentialStore(credentials_path_for(state_path))
-    if shared is None:
-        client = MatrixClient(homeserver, log=log)
-        identity, renew = choose_identity(client, creds, token=token, guest=opts.guest)
-    else:
-        client = MatrixClient(homeserver, log=log, session=shared.session(homeserver))
-        with shared.lock(f"identity {homeserver}"):
-            # The first room registers the guest and stores it; the others find it stored.
-            identity, renew = choose_identity(client, creds, token=token, guest=opts.guest)
-        if identity.kind == "guest":
-            _share_guest_renewal(client, creds, homeserver, shared.lock(f"identity {homeserver}"))
+    identity, renew = server.identity()
     remembered = store.known_alias(homeserver, ref.value) if ref.is_alias else None
     room_id = resolve(client, ref, store)
     if remembered is not None and remembered != room_id:
         room_id = _moved_alias(client, store, homeserver, ref.value, remembered, room_id)
     gate = shared.gate(homeserver) if shared is not None else None
-    return RoomSession(client, store, creds, homeserver, ref, room_id, identity, renew, gate)
+    return RoomSession(client, store, server.creds, homeserver, ref, room_id, identity, renew, gate)
 
 
 def _share_guest_renewal(

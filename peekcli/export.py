@@ -46,7 +46,7 @@ from peekcli.errors import (
     UsageError,
 )
 from peekcli.matrix.client import API, JSON, MatrixClient, q
-from peekcli.matrix.events import RecentIds
+from peekcli.matrix.events import RecentIds, predecessor_of, room_events
 from peekcli.media import MediaDownloader, MediaReport, media_in
 from peekcli.render.jsonl import encode_event
 from peekcli.retry import MAX_QUICK_WAIT, RetryPolicy, retrying
@@ -330,12 +330,9 @@ class Exporter:
             state.finished = True
             self._commit()
             return
-        chunk = reply.get("chunk")
-        if not isinstance(chunk, list):
+        events = room_events(reply.get("chunk"), walk.room_id)
+        if events is None:
             raise NetworkError(f"{self.client.base_url} sent a /messages reply without a chunk")
-        events = [
-            ev for ev in chunk if isinstance(ev, dict) and ev.get("room_id") in (None, walk.room_id)
-        ]
         fresh = [ev for ev in events if not self.recent.seen(ev)]
         if events and not fresh:
             # Only events already walked (a server repeating a page under a new `end`): going
@@ -427,11 +424,7 @@ class Exporter:
         except (ForbiddenError, NotFoundError) as exc:
             self.warn(f"cannot read the creation of {room_id} ({exc.message}); no older room")
             return None
-        predecessor = content.get("predecessor")
-        old = predecessor.get("room_id") if isinstance(predecessor, dict) else None
-        if isinstance(old, str) and old.startswith("!") and len(old) < 256:
-            return old
-        return None
+        return predecessor_of(content)
 
     def _commit(self) -> None:
         self.commit(self.state)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from peekcli.auth import Identity, choose_identity
-from peekcli.connect import homeserver_for, resolve, room_not_found
+from peekcli.connect import ConnectOptions, Server, open_server, resolve, room_not_found
 from peekcli.errors import (
     EXIT_ERROR,
     EXIT_FORBIDDEN,
@@ -34,33 +34,13 @@ from peekcli.errors import (
     UnrecognizedError,
     UsageError,
 )
-from peekcli.matrix.client import JSON, MatrixClient, RequestLog, server_software
+from peekcli.matrix.client import JSON, MatrixClient, server_software
+from peekcli.matrix.http import RequestLog
 from peekcli.matrix.ids import RoomRef, parse_room
-from peekcli.state import CredentialStore, StateStore, credentials_path_for
+from peekcli.state import StateStore
 
 
-@dataclass
-class Places:
-    """Where a command keeps its state and credentials, and which client talks to the server."""
-
-    store: StateStore
-    creds: CredentialStore
-    client: MatrixClient
-
-
-def _places(
-    homeserver: str | Callable[[StateStore], str], state_path: Path | None, log: RequestLog | None
-) -> Places:
-    """`homeserver` may be a function of the store (discovery caches what it finds there)."""
-    from peekcli.state import default_state_path
-
-    path = state_path or default_state_path()
-    store = StateStore(path)
-    url = homeserver if isinstance(homeserver, str) else homeserver(store)
-    return Places(store, CredentialStore(credentials_path_for(path)), MatrixClient(url, log=log))
-
-
-def _account(places: Places, token: str | None) -> Identity | None:
+def _account(places: Server, token: str | None) -> Identity | None:
     """The user's own identity (`--token`, config, or a stored login), or None: not a guest."""
     if token or places.creds.get(places.client.base_url, "login") is not None:
         identity, _ = choose_identity(places.client, places.creds, token=token)
@@ -227,11 +207,9 @@ def room_info(
     The summary is asked without a token where no account is configured (many servers answer
     it so); a guest is registered only when the server wants a token or the verdict needs one.
     """
-    from peekcli.connect import effective
-
     ref = parse_room(room)
-    given, token = effective(homeserver, token)
-    places = _places(lambda store: homeserver_for(ref, given, store, log), state_path, log)
+    places = open_server(ConnectOptions(homeserver, token, state_path), ref=ref, log=log)
+    token = places.token
     client = places.client
     account = _account(places, token)
     guests = _Guest(places)
@@ -288,7 +266,7 @@ def room_info(
 class _Guest:
     """A guest identity got at most once, on demand; remembers a refusal."""
 
-    def __init__(self, places: Places) -> None:
+    def __init__(self, places: Server) -> None:
         self.places = places
         self.identity: Identity | None = None
         self.error: GuestRefused | None = None
@@ -324,7 +302,7 @@ def _state(client: MatrixClient, room_id: str) -> list[Any]:
 
 
 def _report(
-    places: Places,
+    places: Server,
     ref: RoomRef,
     facts: RoomFacts,
     source: str | None,
@@ -454,7 +432,7 @@ def doctor(
     if url is None:
         return _skip_rest(report, "discovery failed")
     report.homeserver = url
-    places = _places(url, state_path, log)
+    places = open_server(ConnectOptions(url, token, state_path), log=log)
     client = places.client
     try:
         versions = client.versions().get("versions")
@@ -575,7 +553,7 @@ def _discovery(report: DoctorReport, text: str, log: RequestLog | None) -> str |
     return url
 
 
-def _identities(report: DoctorReport, places: Places, token: str | None) -> Identity | None:
+def _identities(report: DoctorReport, places: Server, token: str | None) -> Identity | None:
     """Check guest registration, then pick the identity a watch would use."""
     hs = places.client.base_url
     guest_client = MatrixClient(hs, log=places.client.log)

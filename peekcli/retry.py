@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from peekcli import signals
 from peekcli.errors import NetworkError, RateLimited, TokenRejected
 
 T = TypeVar("T")
@@ -21,8 +21,14 @@ T = TypeVar("T")
 #: How the loop waits and draws its jitter. Module attributes looked up when a `Follower` or
 #: `RetryPolicy` is made (not defaults bound at import), so a test can swap them for a whole CLI
 #: run and watch the backoff without waiting for it.
-pause: Callable[[float], None] = time.sleep
+#: A stop (Ctrl-C, SIGTERM) ends a wait at once, in whichever thread waits (peekcli/signals.py).
+pause: Callable[[float], None] = signals.wait
 jitter: Callable[[float, float], float] = random.uniform
+
+
+#: Each wait is up to this share shorter, at random, so many peeks cut off by the same outage
+#: do not all come back in the same second.
+JITTER = 0.2
 
 
 class Gate:
@@ -94,7 +100,8 @@ class Gate:
 
 @dataclass
 class RetryPolicy:
-    """Exponential backoff with full jitter; `max_retries=None` retries for ever.
+    """Waits of 1 s, 2 s, 4 s … up to 60 s, each up to 20 % shorter at random (bounded jitter);
+    `max_retries=None` retries for ever.
 
     A drain (snapshot, usually from cron) retries quickly: its delays stop growing at
     `quick_cap`, so a dead server ends the run in seconds and the next run tries again.
@@ -108,9 +115,14 @@ class RetryPolicy:
     #: Shared with the other rooms of the same homeserver (several rooms in one run).
     gate: Gate | None = None
 
-    def delay(self, attempt: int, *, quick: bool = False) -> float:
+    def ceiling(self, attempt: int, *, quick: bool = False) -> float:
+        """The wait before retry number `attempt + 1`, before jitter."""
         cap = min(self.cap, self.quick_cap) if quick else self.cap
-        return self.rand(0.0, min(cap, self.base * 2 ** min(attempt, 32)))
+        return min(cap, self.base * 2.0 ** min(attempt, 32))
+
+    def delay(self, attempt: int, *, quick: bool = False) -> float:
+        full = self.ceiling(attempt, quick=quick)
+        return self.rand(full * (1 - JITTER), full)
 
 
 #: No retry comes sooner than this, whatever the jitter drew or the server asked.

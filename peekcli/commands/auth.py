@@ -110,7 +110,7 @@ def login(
 
         hs = _find_homeserver(given, state_file, required=True)
         creds = _creds(state_file)
-        client = MatrixClient(hs, log=output.request_log)
+        client = MatrixClient(hs, log=output.current().request_log)
         if token is not None:
             result = auth.login_with_token(client, creds, token)
             _report_login(result)
@@ -182,7 +182,7 @@ def whoami(
         failure: PeekError | None = None
         for hs in targets:
             try:
-                me = auth.whoami(MatrixClient(hs, log=output.request_log), creds)
+                me = auth.whoami(MatrixClient(hs, log=output.current().request_log), creds)
             except PeekError as exc:
                 if len(targets) == 1:
                     raise
@@ -248,7 +248,9 @@ def logout(
             fail_usage(f"logged in to several servers ({', '.join(targets)}): name one")
         hs = targets[0]
         try:
-            result = auth.logout(MatrixClient(hs, log=output.request_log), creds, local_only=local)
+            result = auth.logout(
+                MatrixClient(hs, log=output.current().request_log), creds, local_only=local
+            )
         except NetworkError as exc:
             raise NetworkError(
                 f"{exc.message}; the login was kept (`peek logout --local` forgets it anyway)"
@@ -277,8 +279,7 @@ def _creds(state_file: Path | None) -> CredentialStore:
 def _find_homeserver(given: str | None, state_file: Path | None, *, required: bool) -> str:
     """The client API URL for HOMESERVER (or PEEK_HOMESERVER / the config), discovered from a
     server name the same way `watch` does, so the login is found again under the same key."""
-    from peekcli.connect import effective
-    from peekcli.matrix.discovery import find_homeserver
+    from peekcli.connect import effective, homeserver_url
     from peekcli.state import StateStore, default_state_path
 
     text, _ = effective(given, None)
@@ -286,7 +287,8 @@ def _find_homeserver(given: str | None, state_file: Path | None, *, required: bo
         if required:
             fail_usage("name the HOMESERVER (or set PEEK_HOMESERVER)")
         return ""
-    return find_homeserver(text, store=StateStore(state_file or default_state_path()))
+    store = StateStore(state_file or default_state_path())
+    return homeserver_url(text, discover_name=True, store=store)
 
 
 def _targets(given: str | None, state_file: Path | None, creds: CredentialStore) -> list[str]:

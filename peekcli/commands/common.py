@@ -152,7 +152,7 @@ def note(message: str) -> None:
     """A notice or warning on stderr; silenced by `peek -q`."""
     from peekcli.commands import output
 
-    if not output.quiet:
+    if not output.current().quiet:
         error(message)
 
 
@@ -173,7 +173,7 @@ def show_status(message: str) -> None:
     global _status_shown
     from peekcli.commands import output
 
-    if output.quiet:
+    if output.current().quiet:
         return
     line = f"peek: {safe(message)}"
     if not sys.stderr.isatty():

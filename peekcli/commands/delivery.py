@@ -38,8 +38,9 @@ def delivery_options(f: Any) -> Any:
             default="stop",
             show_default=True,
             help="When CMD fails (exit status not 0, killed, timed out): stop with exit 9, the "
-            "event undelivered; skip it with a warning; or retry it with backoff (1 s doubling "
-            "up to 60 s; for ever, or up to --max-retries times, then exit 9).",
+            "event undelivered; skip it with a warning; or retry it after 1 s, 2 s, 4 s … up to "
+            "60 s (each wait up to 20% shorter at random), for ever or up to --max-retries "
+            "times, then exit 9.",
         ),
         click.option(
             "--exec-timeout",

@@ -131,7 +131,7 @@ def _export(room: str, kw: dict[str, Any]) -> None:
 
     max_bytes = media.max_size(kw["media_max_size"])
     opts = ConnectOptions(kw["homeserver"], kw["token"], kw["state_file"])
-    session = open_room(room, opts, log=output.request_log)
+    session = open_room(room, opts, log=output.current().request_log)
     to_terminal = kw["output_file"] is None and sys.stdout.isatty()
     progress, done = _progress_display(to_terminal)
     job = ExportJob(
@@ -208,7 +208,7 @@ def _progress_display(
     """
     from peekcli.commands import output
 
-    if output.quiet or not sys.stderr.isatty():
+    if output.current().quiet or not sys.stderr.isatty():
         return (lambda _p: None), (lambda: None)
     import time
 

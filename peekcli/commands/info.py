@@ -65,7 +65,11 @@ def _info(
     from peekcli.probe import room_info
 
     report = room_info(
-        room, homeserver=homeserver, token=token, state_path=state_file, log=output.request_log
+        room,
+        homeserver=homeserver,
+        token=token,
+        state_path=state_file,
+        log=output.current().request_log,
     )
     if as_json:
         _write_json(report.to_json())
@@ -177,7 +181,7 @@ def _doctor(
         room=room,
         token=token,
         state_path=state_file,
-        log=output.request_log,
+        log=output.current().request_log,
         poll_interval=poll_interval,
     )
     if as_json:

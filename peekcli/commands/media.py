@@ -29,6 +29,7 @@ def downloader(
     """Media downloads through the room's client: its token, its homeserver, the one retry
     policy (its status line, a rejected guest renewed once for all the downloads)."""
     from peekcli.commands.common import clear_status, show_status
+    from peekcli.matrix.http import reply_of
     from peekcli.media import MediaDownloader, MediaStore, session_fetch
     from peekcli.retry import RetryPolicy, retrying
 
@@ -51,7 +52,9 @@ def downloader(
         MediaStore(root),
         base_url=client.base_url,
         token=lambda: client.token,
-        fetch=session_fetch(client.session, client._parse, client.base_url),
+        fetch=session_fetch(
+            client.http.session, lambda resp: client.parse(reply_of(resp)), client.base_url
+        ),
         retry=lambda call: retrying(call, policy, status=status, renew=renew),
         max_bytes=max_bytes,
     )

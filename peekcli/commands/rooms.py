@@ -78,36 +78,22 @@ def _list(
     state_file: Path | None,
     page_size: int,
 ) -> None:
-    from peekcli.auth import choose_identity
     from peekcli.commands import output
-    from peekcli.connect import effective
+    from peekcli.connect import ConnectOptions, effective, open_server
     from peekcli.errors import UsageError
-    from peekcli.matrix.client import MatrixClient
     from peekcli.matrix.directory import public_rooms
-    from peekcli.matrix.discovery import find_homeserver
-    from peekcli.matrix.ids import normalize_homeserver
-    from peekcli.state import CredentialStore, StateStore, credentials_path_for, default_state_path
 
-    state_path = state_file or default_state_path()
-    store = StateStore(state_path)
-    if server:
-        base = find_homeserver(server, store, output.request_log)
-        _, token = effective(base, token)
-    else:
-        given, token = effective(homeserver, token)
-        if not given:
-            raise UsageError(
-                "whose directory? give a SERVER (peek rooms example.org) or --homeserver"
-            )
-        base = normalize_homeserver(given)
-    client = MatrixClient(base, log=output.request_log)
-    creds = CredentialStore(credentials_path_for(state_path))
+    where = ConnectOptions(homeserver, token, state_file)
+    if not server and not effective(homeserver, None)[0]:
+        raise UsageError("whose directory? give a SERVER (peek rooms example.org) or --homeserver")
+    hs = open_server(where, name=server, log=output.current().request_log)
+    client, base = hs.client, hs.homeserver
     found = public_rooms(
         client,
         search=search,
         limit=limit or None,
         page_size=page_size,
-        authenticate=lambda: choose_identity(client, creds, token=token)[1],
+        authenticate=lambda: hs.identity()[1],
     )
     if as_json:
         _json_lines(found)

@@ -178,9 +178,9 @@ def stream_options(f: Any) -> Any:
     "--max-retries",
     type=Count(min=0),
     metavar="N",
-    help="Give up (exit 1) when a request still fails after N retries in a row (backoff "
-    "with jitter, 1 s doubling up to 60 s; rate limits wait as the server asks). "
-    "Default: retry for ever.",
+    help="Give up (exit 1) when a request still fails after N retries in a row (waits of "
+    "1 s, 2 s, 4 s … up to 60 s, each up to 20% shorter at random; rate limits wait as the "
+    "server asks). Default: retry for ever.",
 )
 def watch(rooms: tuple[str, ...], **kw: Any) -> None:
     """Follow ROOM live, printing every event as it arrives.
@@ -249,9 +249,6 @@ def _run(rooms: tuple[str, ...], kw: dict[str, Any], *, drain: bool) -> None:
 
     if kw["ephemeral"] and not kw["as_json"]:
         fail_usage("--ephemeral goes with --json")
-    output.color = kw["color"]
-    output.seconds = kw["seconds"]
-    output.spoilers = kw["spoilers"]
     many = kw["rooms_from"] is not None
     if many:
         rooms = tuple(dict.fromkeys(rooms + _read_rooms(kw["rooms_from"])))
@@ -298,6 +295,9 @@ def _run(rooms: tuple[str, ...], kw: dict[str, Any], *, drain: bool) -> None:
         accept=accept,
         include_ephemeral=kw["ephemeral"],
         exec_policy=delivery.exec_policy(kw),
+        color=kw["color"],
+        seconds=kw["seconds"],
+        spoilers=kw["spoilers"],
         media_dir=kw["media_dir"],
         media_max_bytes=media_max_bytes,
         media_retries=kw["max_retries"] if kw["max_retries"] is not None else 5,
@@ -338,6 +338,12 @@ class Output:
     accept: Callable[[dict[str, Any]], bool] | None
     include_ephemeral: bool
     exec_policy: ExecPolicy | None
+    #: Pretty output: True/False from --color/--no-color, None = decide from the terminal and env.
+    color: bool | None = None
+    #: Pretty output: times as HH:MM:SS.
+    seconds: bool = False
+    #: Pretty output: show spoiler text (--spoilers) instead of "[spoiler: reason]".
+    spoilers: bool = False
     #: --media DIR: each batch's media saved before its position (sinks/media.py).
     media_dir: Path | None = None
     media_max_bytes: int | None = None
@@ -353,13 +359,21 @@ def _follow_one(
     session: RoomSession | None = None,
     label: str | None = None,
     lock: AbstractContextManager[Any] | None = None,
+    token_home: str | None = None,
     on_live: Callable[[], None] | None = None,
 ) -> None:
-    from peekcli.connect import open_room
+    from peekcli.follow.room import open_retrying
     from peekcli.follow.upgrades import follow
 
     if session is None:
-        session = open_room(room, where, log=output.request_log)
+        session = open_retrying(
+            room,
+            where,
+            opts,
+            _hooks(label),
+            log=output.current().request_log,
+            token_homeserver=token_home,
+        )
     plan = _delivery(out, session, label, lock, defer_header=opts.drain)
     plan.on_live = on_live
     with session.store.room_lock(
@@ -382,9 +396,7 @@ def _delivery(
     """The delivery plan of one room: its sink (with --exec, the command), filter and hooks."""
     from peekcli.follow.plan import Delivery
 
-    sink, on_start = _make_sink(
-        out.as_json, room_label=label, session=session, defer_header=defer_header
-    )
+    sink, on_start = _make_sink(out, room_label=label, session=session, defer_header=defer_header)
     if out.exec_policy is not None:
         sink = delivery.exec_sink(out.exec_policy, sink if out.as_json else None)
         on_start = None
@@ -440,7 +452,9 @@ def _follow_rooms(
             count(job)
 
     started = False
-    jobs = open_rooms(rooms, where, opts, log=output.request_log, failed=failed, notice=note)
+    jobs = open_rooms(
+        rooms, where, opts, log=output.current().request_log, failed=failed, notice=note
+    )
     pending = {id(job) for job in jobs if job.session is not None and job.error is None}
     guard = threading.Lock()
 
@@ -467,6 +481,7 @@ def _follow_rooms(
             session=job.session,
             label=job.label,
             lock=lock,
+            token_home=job.token_homeserver,
             on_live=lambda: count(job),
         ),
         concurrent=not opts.drain or many,
@@ -482,7 +497,7 @@ def _follow_rooms(
 
 
 def _make_sink(
-    as_json: bool,
+    out: Output,
     room_label: str | None = None,
     session: RoomSession | None = None,
     *,
@@ -494,7 +509,7 @@ def _make_sink(
     with `room_label` when several rooms share stdout. `defer_header` (snapshot): the header
     goes out with the first event, so a run with nothing new prints nothing.
     """
-    if as_json:
+    if out.as_json:
         from peekcli.sinks.jsonl import JsonLinesSink
 
         return JsonLinesSink(sys.stdout.buffer), None
@@ -503,12 +518,12 @@ def _make_sink(
     from peekcli.sinks.terminal import PrettySink
 
     renderer = PrettyRenderer(
-        seconds=output.seconds,
-        spoilers=output.spoilers,
+        seconds=out.seconds,
+        spoilers=out.spoilers,
         room_label=room_label,
         homeserver=session.homeserver if session else None,
     )
-    sink = PrettySink(make_console(sys.stdout, output.color), renderer)
+    sink = PrettySink(make_console(sys.stdout, out.color), renderer)
 
     def on_start(start: Start) -> None:
         state: list[Any] = []

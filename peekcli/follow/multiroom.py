@@ -7,9 +7,12 @@ its own saved position, in a thread of its own (`watch`), or a bounded number of
 are drained (`snapshot --rooms-from`). Their deliveries go through one lock held around "write
 the chunk, flush, save its position", so two rooms' lines never interleave inside an event and
 every chunk on the screen is saved before the next one starts. Signals land in the main thread,
-which only waits: on Ctrl-C/SIGTERM it takes that lock (letting the chunk being delivered finish
-and be saved) and keeps it while the process exits, so no room is left with output printed but
-not saved.
+which only waits: on Ctrl-C/SIGTERM it asks every thread to stop (`signals.request_stop`: a
+running `--exec` CMD is killed, a backoff wait ends), takes that lock (letting the chunk being
+delivered finish and be saved) and keeps it while the process exits, so no room is left with
+output printed but not saved, and none can keep the run alive. A room whose server does not
+answer at first is opened again in its own turn, retried like the stream, while the others go
+on.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from peekcli import retry
+from peekcli import retry, signals
 from peekcli.connect import ConnectOptions, RoomSession, Shared, open_room
-from peekcli.errors import PeekError
+from peekcli.errors import NetworkError, PeekError
 from peekcli.follow.plan import FollowOptions
-from peekcli.matrix.client import RequestLog
+from peekcli.matrix.http import RequestLog
 from peekcli.matrix.ids import parse_room
 
 LABEL_WIDTH = 12
@@ -39,6 +42,10 @@ class RoomJob:
     label: str
     session: RoomSession | None = None
     error: PeekError | None = None
+    #: Its server did not answer at first: the room's own thread opens it, retrying as the
+    #: stream does, while the other rooms go on (not with a given --token: it fails then).
+    deferred: bool = False
+    token_homeserver: str | None = None
 
 
 def labels(rooms: Sequence[str]) -> list[str]:
@@ -101,6 +108,12 @@ def open_rooms(
     seen: dict[tuple[str, str], str] = {}
     for arg, label, result in zip(unique, labels(unique), opened, strict=True):
         job = RoomJob(arg, label)
+        if isinstance(result, NetworkError) and not where.token:
+            # Its server did not answer: the room's own turn opens it again, retrying.
+            job.deferred = True
+            notice(f"{arg}: {result.message}; retrying while the other rooms go on")
+            jobs.append(job)
+            continue
         if isinstance(result, PeekError):
             job.error = result
             failed(job, result)
@@ -193,7 +206,7 @@ def follow_rooms(
     A room's `PeekError` is recorded on its job and reported through `failed`; the other rooms
     go on. A stop (signal, closed pipe) ends the whole run, with the delivery lock held.
     """
-    live = [job for job in jobs if job.session is not None and job.error is None]
+    live = [job for job in jobs if (job.session is not None or job.deferred) and job.error is None]
     if not concurrent:
         for job in live:
             try:
@@ -236,9 +249,11 @@ def follow_rooms(
                 break
             alive[0].join(0.5)  # a timed join lets the signal handler run promptly
     except BaseException:
+        signals.request_stop()  # a CMD or a backoff in a room thread must not hold the lock
         lock.acquire()  # wait for the chunk being delivered to be saved; never let go
         raise
     if fatal:
+        signals.request_stop()
         lock.acquire()
         raise fatal[0]
 

@@ -12,7 +12,7 @@ import weakref
 from dataclasses import dataclass
 
 from peekcli.auth import joined_per
-from peekcli.connect import RoomSession, forbidden
+from peekcli.connect import ConnectOptions, RoomSession, forbidden, open_room
 from peekcli.errors import (
     ForbiddenError,
     InvalidTokenError,
@@ -37,9 +37,30 @@ from peekcli.follow.strategies import (
 )
 from peekcli.matrix.client import JSON, MatrixClient, server_software
 from peekcli.matrix.events import tombstone_in
+from peekcli.matrix.http import RequestLog
 from peekcli.retry import RetryPolicy, retrying
 from peekcli.state import Position
 from peekcli.suggest import peek_command
+
+
+def open_retrying(
+    room: str,
+    where: ConnectOptions,
+    opts: FollowOptions,
+    hooks: Hooks,
+    *,
+    log: RequestLog | None = None,
+    token_homeserver: str | None = None,
+) -> RoomSession:
+    """`open_room`, its first contact (discovery, guest registration, alias lookup) retried on
+    network failures like every request of the stream: quickly and `--max-retries` times for a
+    snapshot, for ever for a watch."""
+    return retrying(
+        lambda: open_room(room, where, log=log, token_homeserver=token_homeserver),
+        RetryPolicy(max_retries=opts.max_retries),
+        status=hooks.status,
+        quick=opts.drain,
+    )
 
 
 @dataclass

@@ -25,7 +25,8 @@ from peekcli.errors import (
     TokenRejected,
     UnrecognizedError,
 )
-from peekcli.matrix.client import API, JSON, LONG_POLL_MARGIN, MatrixClient, q
+from peekcli.matrix.client import JSON, LONG_POLL_MARGIN, MatrixClient
+from peekcli.matrix.events import room_events
 
 #: Ask for this many events per request: Synapse honours up to 1000, so a backlog drains fast.
 BATCH_LIMIT = 1000
@@ -81,10 +82,6 @@ class EventsStrategy:
             reply = self.client.events(
                 self.room_id, token, timeout_ms, BATCH_LIMIT, read_timeout=read_timeout
             )
-        except MatrixError as exc:
-            if exc.status == 400:  # the spec's only 400 here: a bad `from`
-                raise InvalidTokenError(exc.message, status=400, errcode=exc.errcode) from None
-            raise
         except NetworkError as exc:
             if not isinstance(exc, RateLimited) and self.clock() - started >= read_timeout - 1:
                 # Servers clamp long-polls (tuwunel up to 90 s, Construct 5-15 s): one that held
@@ -102,9 +99,10 @@ class EventsStrategy:
 
 
 def _events_of(chunk: Any, room_id: str) -> list[JSON]:
-    if not isinstance(chunk, list):
+    events = room_events(chunk, room_id)
+    if events is None:
         raise NetworkError("the server sent a reply without a usable event list")
-    return [ev for ev in chunk if isinstance(ev, dict) and ev.get("room_id") in (None, room_id)]
+    return events
 
 
 #: While a room is quiet the poll interval grows by this factor after every empty poll.
@@ -145,12 +143,7 @@ class MessagesStrategy:
     def fetch(self, token: str, *, drain: bool) -> Chunk:
         if not token:
             raise InvalidTokenError("the stream position is empty", status=400)
-        try:
-            reply = self.client.messages(self.room_id, token, "f", BATCH_LIMIT)
-        except MatrixError as exc:
-            if exc.status == 400:
-                raise InvalidTokenError(exc.message, status=400, errcode=exc.errcode) from None
-            raise
+        reply = self.client.messages(self.room_id, token, "f", BATCH_LIMIT)
         events = _events_of(reply.get("chunk"), self.room_id)
         end = reply.get("end")
         if not isinstance(end, str) or not end:
@@ -331,25 +324,8 @@ class CatchUpStrategy:
             return Chunk([], token, token)
         after = cursor.after
         for _ in range(MAX_EMPTY_PAGES):
-            params: dict[str, Any] = {"dir": "f", "limit": BATCH_LIMIT, "to": cursor.to}
-            if after is not None:
-                params["from"] = after
-            try:
-                reply = self.client.request(
-                    "GET", f"{API}/rooms/{q(self.room_id)}/messages", params=params
-                )
-            except MatrixError as exc:
-                if exc.status == 400:
-                    raise InvalidTokenError(exc.message, status=400, errcode=exc.errcode) from None
-                raise
-            chunk = reply.get("chunk")
-            if not isinstance(chunk, list):
-                raise NetworkError("the server sent a reply without a usable event list")
-            events = [
-                ev
-                for ev in chunk
-                if isinstance(ev, dict) and ev.get("room_id") in (None, self.room_id)
-            ]
+            reply = self.client.messages(self.room_id, after, "f", BATCH_LIMIT, to=cursor.to)
+            events = _events_of(reply.get("chunk"), self.room_id)
             end = reply.get("end")
             if not isinstance(end, str) or not end or end == after:
                 return Chunk(events, token, replace(cursor, after=after, done=True).encode())

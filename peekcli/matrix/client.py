@@ -1,25 +1,17 @@
-"""Matrix client-server HTTP: one keep-alive session, bearer auth, and error bodies → typed errors.
+"""Matrix client-server endpoints: bearer auth, and error bodies → typed errors.
 
 Every reply is untrusted: anything that is not the JSON object we asked for becomes a `PeekError`
-subclass, so callers never see a `requests` exception or a `KeyError` on a malformed body.
+subclass, so callers never see a transport exception or a `KeyError` on a malformed body. The
+transport itself (session, timeouts, request log) is `matrix/http.py`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ipaddress
-import json
-import socket
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import requests
-import urllib3.connection
-import urllib3.connectionpool
-
-from peekcli import __version__
 from peekcli.errors import (
     ForbiddenError,
     InvalidTokenError,
@@ -32,195 +24,21 @@ from peekcli.errors import (
     UnrecognizedError,
     UsageError,
 )
+from peekcli.matrix.http import Http, NoAnswer, Reply, RequestLog
 from peekcli.tokens import is_valid_token
 
 API = "/_matrix/client/v3"
-CONNECT_TIMEOUT = 10.0
-#: Loopback answers in microseconds: a connection (TCP and TLS) that takes longer is not coming,
-#: typically a plain http server waiting for the rest of what it takes for a request.
-LOOPBACK_CONNECT_TIMEOUT = 2.0
 #: The one plain-http request asked after https failed (see `MatrixClient._plain_http_check`).
 PLAIN_CHECK_TIMEOUT = 3.0
 #: Seconds added to a long-poll's own timeout before the HTTP read gives up on it.
 LONG_POLL_MARGIN = 15.0
 
 JSON = dict[str, Any]
-RequestLog = Callable[[str, str, int | None, float], None]
-
-#: The largest reply body peek reads, decoded (gzip included): a /messages or /events page of
-#: 1000 events at the spec's 64 KiB limit each is 62.5 MiB; the rest is room for the envelope.
-MAX_REPLY_BYTES = 80 * 1024 * 1024
-#: One exchange, from connecting to the last byte, may take its read timeout (for /events: the
-#: long-poll's own timeout + LONG_POLL_MARGIN) plus this: a read timeout alone restarts on every
-#: byte a server trickles.
-REPLY_MARGIN = 10.0
-_CHUNK = 64 * 1024
-
-
-# -- bounded transport -------------------------------------------------------------------------
-#
-# A watchdog per exchange shuts the exchange's socket down when its time is up, whatever phase
-# it is in (connecting, headers, body), so a trickling server cannot hold peek; the body is read
-# in chunks up to MAX_REPLY_BYTES, decoded, so neither an endless body nor a gzip bomb can fill
-# memory. Both end as a NetworkError: a failed request, retried like any other.
-
-
-class _Watch:
-    """The sockets one exchange uses, shut down when its deadline passes."""
-
-    def __init__(self, seconds: float) -> None:
-        self.expired = False
-        self.sockets: list[socket.socket] = []
-        self.lock = threading.Lock()
-        self.timer = threading.Timer(min(seconds, 86400.0), self._expire)
-        self.timer.daemon = True
-
-    def add(self, sock: socket.socket | None) -> None:
-        if sock is None:
-            return
-        with self.lock:
-            self.sockets.append(sock)
-            if self.expired:
-                _shut(sock)
-
-    def _expire(self) -> None:
-        with self.lock:
-            self.expired = True
-            for sock in self.sockets:
-                _shut(sock)
-
-
-def _shut(sock: socket.socket) -> None:
-    # socket.socket's own shutdown, also for an SSLSocket: it wakes a recv blocked in another
-    # thread without touching the TLS object that thread is using.
-    with contextlib.suppress(OSError):
-        socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
-_current = threading.local()
-
-
-def _watch(sock: socket.socket | None) -> None:
-    watch = getattr(_current, "watch", None)
-    if watch is not None:
-        watch.add(sock)
-
-
-class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
-    def connect(self) -> None:
-        super().connect()
-        _watch(self.sock)
-
-
-class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
-    def connect(self) -> None:
-        super().connect()
-        _watch(self.sock)
-
-
-class _WatchedPool(urllib3.connectionpool.HTTPConnectionPool):
-    ConnectionCls = _WatchedHTTPConnection
-
-    def _get_conn(self, timeout: float | None = None) -> Any:
-        conn = super()._get_conn(timeout)
-        _watch(getattr(conn, "sock", None))  # a kept-alive connection: already connected
-        return conn
-
-
-class _WatchedHTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
-    ConnectionCls = _WatchedHTTPSConnection
-
-    def _get_conn(self, timeout: float | None = None) -> Any:
-        conn = super()._get_conn(timeout)
-        _watch(getattr(conn, "sock", None))
-        return conn
-
-
-class _WatchedAdapter(requests.adapters.HTTPAdapter):
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {
-            "http": _WatchedPool,
-            "https": _WatchedHTTPSPool,
-        }
-
-
-def new_session() -> requests.Session:
-    """A session whose exchanges `bounded_request` can time out as a whole."""
-    session = requests.Session()
-    adapter = _WatchedAdapter()
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
-def bounded_request(
-    session: requests.Session,
-    method: str,
-    url: str,
-    *,
-    what: str,
-    seconds: float,
-    max_bytes: int = MAX_REPLY_BYTES,
-    **kw: Any,
-) -> tuple[requests.Response, bytes]:
-    """One exchange whose whole duration is at most `seconds` and whose decoded body is at most
-    `max_bytes`; past either it is a `NetworkError` naming `what` (the server). `requests`
-    exceptions pass through for the caller to describe."""
-    watch = _Watch(seconds)
-    _current.watch = watch
-    watch.timer.start()
-    resp: requests.Response | None = None
-    try:
-        try:
-            resp = session.request(method, url, stream=True, **kw)
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in resp.iter_content(_CHUNK):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise NetworkError(
-                        f"{what} sent a reply larger than {max_bytes // (1024 * 1024)} MiB"
-                    )
-                chunks.append(chunk)
-        except (requests.exceptions.RequestException, OSError):
-            if watch.expired:
-                raise NetworkError(f"{what} took longer than {seconds:g} s to answer") from None
-            raise
-        if watch.expired:  # the last bytes came just as the time ran out: still too slow
-            raise NetworkError(f"{what} took longer than {seconds:g} s to answer")
-        return resp, b"".join(chunks)
-    finally:
-        watch.timer.cancel()
-        _current.watch = None
-        if resp is not None:
-            resp.close()
-
-
-def parse_json(body: bytes) -> Any:
-    """The JSON in `body`, or None when it is not JSON; nesting too deep for the parser is a
-    `NetworkError` (an unreadable reply), never a RecursionError."""
-    try:
-        return json.loads(body)
-    except RecursionError:
-        raise NetworkError("the reply is nested too deeply to read") from None
-    except (ValueError, UnicodeDecodeError):
-        return None
 
 
 def q(segment: str) -> str:
     """Quote one path segment: room ids, aliases and event ids carry `!`, `#`, `:` and `$`."""
     return quote(segment, safe="")
-
-
-def pooled_session(size: int) -> requests.Session:
-    """One HTTP session for the rooms of one homeserver, its pool sized for them all: each
-    room's long-poll keeps its own connection alive instead of opening a new one each time."""
-    session = requests.Session()
-    adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=max(size, 10))
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
 
 
 class MatrixClient:
@@ -231,13 +49,13 @@ class MatrixClient:
         base_url: str,
         token: str | None = None,
         *,
-        session: requests.Session | None = None,
+        http: Http | None = None,
         log: RequestLog | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
-        self.session = session or new_session()
-        self.session.headers["User-Agent"] = f"peek/{__version__}"
+        #: Shared with another client of the same server (a second token, one connection pool).
+        self.http = http or Http(log=log)
         self.log = log
         #: Set by a stored login (peekcli.auth): called when an authenticated request is refused
         #: with 401; True means a renewed token is in place and the request is sent once more.
@@ -297,7 +115,7 @@ class MatrixClient:
     ) -> Any:
         """One HTTP exchange, its reply parsed (see `_parse`)."""
         url = path if path.startswith("http") else self.base_url + path
-        headers = {}
+        headers: dict[str, str] = {}
         if auth and self.token:
             if not is_valid_token(self.token):
                 # A stored token from before tokens were checked: never sent, treated as
@@ -308,51 +126,21 @@ class MatrixClient:
                 )
             headers["Authorization"] = f"Bearer {self.token}"
         try:
-            resp, content = bounded_request(
-                self.session,
+            reply = self.http.send(
                 method,
                 url,
-                what=self.base_url,
-                seconds=read_timeout + REPLY_MARGIN,
+                where=self.base_url,
                 params=params,
                 json=body,
                 headers=headers,
-                timeout=(_connect_timeout(url), read_timeout),
+                read_timeout=read_timeout,
             )
-        except NetworkError:
-            self._log(method, url, None)
-            raise
-        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
-            raise UsageError(f"invalid homeserver URL {self.base_url!r}: {exc}") from None
-        except (requests.exceptions.SSLError, requests.exceptions.Timeout) as exc:
-            self._log(method, url, None)
+        except NoAnswer:
             if not self._answered:  # first contact: perhaps https to a plain http port
                 self._plain_http_check(url)
-            if isinstance(exc, requests.exceptions.SSLError):
-                raise NetworkError(f"cannot reach {self.base_url} (TLS failed)") from None
-            raise NetworkError(f"{self.base_url} did not answer in time") from None
-        except requests.exceptions.RequestException as exc:
-            self._log(method, url, None)
-            raise NetworkError(f"cannot reach {self.base_url} ({_reason(exc)})") from None
-        self._log(method, url, resp.status_code, resp.elapsed.total_seconds())
+            raise
         self._answered = True
-        return self._parse(resp, content)
-
-    def _capped_body(self, resp: requests.Response) -> bytes:
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            for chunk in resp.iter_content(_CHUNK):
-                size += len(chunk)
-                if size > MAX_REPLY_BYTES:
-                    raise NetworkError(
-                        f"{self.base_url} sent a reply larger than "
-                        f"{MAX_REPLY_BYTES // (1024 * 1024)} MiB"
-                    )
-                chunks.append(chunk)
-        except (requests.exceptions.RequestException, OSError) as exc:
-            raise NetworkError(f"cannot reach {self.base_url} ({type(exc).__name__})") from None
-        return b"".join(chunks)
+        return self._parse(reply)
 
     def _plain_http_check(self, url: str) -> None:
         """After https failed on first contact: if the port is a Matrix server speaking plain
@@ -368,20 +156,18 @@ class MatrixClient:
         if parts.scheme != "https":
             return
         try:
-            resp, content = bounded_request(
-                self.session,
+            reply = self.http.send(
                 "GET",
                 f"http://{parts.netloc}/_matrix/client/versions",
-                what=self.base_url,
-                seconds=2 * PLAIN_CHECK_TIMEOUT,
-                max_bytes=64 * 1024,  # a /versions answer is a few hundred bytes
-                timeout=(PLAIN_CHECK_TIMEOUT, PLAIN_CHECK_TIMEOUT),
+                where=self.base_url,
+                connect_timeout=PLAIN_CHECK_TIMEOUT,
+                read_timeout=PLAIN_CHECK_TIMEOUT,
                 allow_redirects=False,
             )
-            doc = parse_json(content) if resp.status_code == 200 else None
-            versions = doc.get("versions") if isinstance(doc, dict) else None
-        except (requests.exceptions.RequestException, NetworkError):
+        except (NetworkError, UsageError):
             return
+        data = reply.data if reply.status == 200 else None
+        versions = data.get("versions") if isinstance(data, dict) else None
         if not isinstance(versions, list):
             return
         base = urlsplit(self.base_url)
@@ -391,23 +177,12 @@ class MatrixClient:
             f"use --homeserver {plain}"
         )
 
-    def _log(self, method: str, url: str, status: int | None, elapsed: float = 0.0) -> None:
-        if self.log is not None:
-            # URLs never carry the token (it travels in a header), so they are safe to log.
-            self.log(method, url.split("?", 1)[0], status, elapsed)
+    def parse(self, reply: Reply) -> Any:
+        """A reply's JSON, or the typed error it stands for (used by streamed downloads too)."""
+        return self._parse(reply)
 
-    def _parse(self, resp: requests.Response, content: bytes | None = None) -> Any:
-        """The reply's JSON, or the typed error it stands for. Without `content` (a streamed
-        reply read elsewhere, like a media download's error) the body is read here, capped."""
-        if content is None:
-            content = self._capped_body(resp)
-        status = resp.status_code
-        try:
-            data = parse_json(content)
-        except NetworkError as exc:
-            raise NetworkError(
-                f"{self.base_url} sent an unreadable reply ({exc.message})"
-            ) from None
+    def _parse(self, reply: Reply) -> Any:
+        status, data = reply.status, reply.data
         if 200 <= status < 300:
             if data is None:
                 raise NetworkError(
@@ -418,10 +193,10 @@ class MatrixClient:
         error = data.get("error") if isinstance(data, dict) else None
         errcode = errcode if isinstance(errcode, str) else None
         error = error if isinstance(error, str) else None
-        what = f"{errcode}: {error}" if errcode and error else (errcode or error or resp.reason)
+        what = f"{errcode}: {error}" if errcode and error else (errcode or error or reply.phrase)
         message = f"{self.base_url} answered HTTP {status} ({what})"
         if status == 429 or errcode == "M_LIMIT_EXCEEDED":
-            raise RateLimited(message, _retry_after(resp, data))
+            raise RateLimited(message, reply.retry_after())
         if status >= 500 or data is None:
             raise NetworkError(message)
         if status == 401 or errcode in ("M_UNKNOWN_TOKEN", "M_MISSING_TOKEN"):
@@ -494,18 +269,39 @@ class MatrixClient:
         read_timeout: float | None = None,
     ) -> JSON:
         """`read_timeout` overrides timeout + margin for servers that hold long-polls longer."""
-        return self.request(
-            "GET",
-            f"{API}/events",
-            params={"room_id": room_id, "from": from_token, "timeout": timeout_ms, "limit": limit},
-            read_timeout=read_timeout or timeout_ms / 1000 + LONG_POLL_MARGIN,
-        )
+        with _bad_position():  # the spec's only 400 here: a bad `from`
+            return self.request(
+                "GET",
+                f"{API}/events",
+                params={
+                    "room_id": room_id,
+                    "from": from_token,
+                    "timeout": timeout_ms,
+                    "limit": limit,
+                },
+                read_timeout=read_timeout or timeout_ms / 1000 + LONG_POLL_MARGIN,
+            )
 
-    def messages(self, room_id: str, from_token: str | None, direction: str, limit: int) -> JSON:
+    def messages(
+        self,
+        room_id: str,
+        from_token: str | None,
+        direction: str,
+        limit: int,
+        *,
+        to: str | None = None,
+    ) -> JSON:
+        """A page of the timeline; with a token (`from`, `to`), a 400 means it was refused."""
         params: dict[str, Any] = {"dir": direction, "limit": limit}
         if from_token:
             params["from"] = from_token
-        return self.request("GET", f"{API}/rooms/{q(room_id)}/messages", params=params)
+        if to:
+            params["to"] = to
+        path = f"{API}/rooms/{q(room_id)}/messages"
+        if not from_token and not to:
+            return self.request("GET", path, params=params)
+        with _bad_position():
+            return self.request("GET", path, params=params)
 
     def room_summary(
         self, room: str, via: tuple[str, ...] = (), *, unstable: bool = False, auth: bool = True
@@ -538,68 +334,15 @@ class MatrixClient:
         return self.request("POST", f"{API}/publicRooms", body=body, auth=auth)
 
 
-#: The longest a rate limit is obeyed, in seconds: a server asking for more gets asked again then.
-MAX_RETRY_AFTER = 3600.0
-
-
-def _retry_after(resp: requests.Response, data: Any) -> float | None:
-    """Seconds to wait: the body's `retry_after_ms`, else `Retry-After` (seconds or HTTP date)."""
-    import math
-
-    seconds: float | None = None
-    if isinstance(data, dict):
-        ms = data.get("retry_after_ms")
-        if isinstance(ms, int | float) and not isinstance(ms, bool):
-            seconds = float(ms) / 1000
-    header = resp.headers.get("Retry-After", "").strip()
-    if seconds is None and header:
-        try:
-            seconds = float(header)
-        except ValueError:
-            seconds = _seconds_until(header)
-    if seconds is None or math.isnan(seconds):
-        return None
-    return min(max(0.0, seconds), MAX_RETRY_AFTER)
-
-
-def _seconds_until(http_date: str) -> float | None:
-    from datetime import UTC, datetime
-    from email.utils import parsedate_to_datetime
-
+@contextlib.contextmanager
+def _bad_position() -> Iterator[None]:
+    """A 400 to a request carrying a stream token is that token refused: `InvalidTokenError`."""
     try:
-        when = parsedate_to_datetime(http_date)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return (when - datetime.now(UTC)).total_seconds()
-
-
-def _connect_timeout(url: str) -> float:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return LOOPBACK_CONNECT_TIMEOUT
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    return LOOPBACK_CONNECT_TIMEOUT if loopback else CONNECT_TIMEOUT
-
-
-def _reason(exc: requests.exceptions.RequestException) -> str:
-    """A short, token-free description of a connection failure."""
-    text = str(exc)
-    for needle, label in (
-        ("Name or service not known", "DNS lookup failed"),
-        ("nodename nor servname", "DNS lookup failed"),
-        ("Temporary failure in name resolution", "DNS lookup failed"),
-        ("Connection refused", "connection refused"),
-        ("Connection reset", "connection reset"),
-        ("RemoteDisconnected", "connection closed by the server"),
-    ):
-        if needle in text:
-            return label
-    return type(exc).__name__
+        yield
+    except MatrixError as exc:
+        if exc.status == 400 and not isinstance(exc, InvalidTokenError):
+            raise InvalidTokenError(exc.message, status=400, errcode=exc.errcode) from None
+        raise
 
 
 #: Longest server software string we pass on (it is untrusted text).

@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from peekcli.errors import NetworkError, PeekError, UsageError
+from peekcli.matrix.http import Http, RequestLog, Unreachable
 from peekcli.matrix.ids import is_server_name, normalize_homeserver
 
 if TYPE_CHECKING:
-    from peekcli.matrix.client import RequestLog
     from peekcli.state import StateStore
 
 WELL_KNOWN = "/.well-known/matrix/client"
@@ -33,18 +33,6 @@ def hostname(server_name: str) -> str:
     if server_name.startswith("["):
         return server_name[: server_name.index("]") + 1]
     return server_name.partition(":")[0]
-
-
-def find_homeserver(
-    text: str,
-    store: StateStore | None = None,
-    log: RequestLog | None = None,
-) -> str:
-    """A client API URL for what the user typed: a URL as it is, a server name discovered."""
-    text = text.strip()
-    if "://" in text:
-        return normalize_homeserver(text)
-    return discover(text, store=store, log=log)
 
 
 def discover(
@@ -74,10 +62,7 @@ def discover(
 
 
 def _lookup(server_name: str, log: RequestLog | None) -> str:
-
-    from peekcli.matrix.client import new_session
-
-    session = new_session()
+    session = Http(log=log)
     problems: list[str] = []
     candidates: list[str] = []
     well_known = f"https://{hostname(server_name)}{WELL_KNOWN}"
@@ -100,37 +85,27 @@ def _lookup(server_name: str, log: RequestLog | None) -> str:
     )
 
 
-def _get(session: Any, url: str, log: RequestLog | None) -> tuple[int, Any] | str:
+def _get(session: Http, url: str, log: RequestLog | None) -> tuple[int, Any] | str:
     """(status, JSON or None) or a short reason why there was no answer."""
-    import requests
-
-    from peekcli.matrix.client import REPLY_MARGIN, _reason, bounded_request, parse_json
-
     try:
-        resp, content = bounded_request(
-            session,
+        reply = session.send(
             "GET",
             url,
-            what=url,
-            seconds=TIMEOUT[1] + REPLY_MARGIN,
-            timeout=TIMEOUT,
+            where=url,
             headers={"Accept": "application/json"},
+            connect_timeout=TIMEOUT[0],
+            read_timeout=TIMEOUT[1],
         )
-    except (requests.exceptions.RequestException, NetworkError) as exc:
-        if log is not None:
-            log("GET", url, None, 0.0)
-        if isinstance(exc, NetworkError):
-            return exc.message.removeprefix(f"{url} ")
-        return "did not answer in time" if isinstance(exc, requests.Timeout) else _reason(exc)
-    if log is not None:
-        log("GET", url, resp.status_code, resp.elapsed.total_seconds())
-    try:
-        return resp.status_code, parse_json(content)
-    except NetworkError as exc:
-        return f"unreadable reply ({exc.message})"
+    except Unreachable as exc:
+        return exc.reason
+    except NetworkError:
+        return "did not answer in time"
+    except UsageError:
+        return "not a usable URL"
+    return reply.status, reply.data
 
 
-def _well_known(session: Any, url: str, log: RequestLog | None) -> tuple[str | None, str | None]:
+def _well_known(session: Http, url: str, log: RequestLog | None) -> tuple[str | None, str | None]:
     """(the advertised base URL, None), (None, what is wrong with it), or (None, None): absent."""
     got = _get(session, url, log)
     if isinstance(got, str):
@@ -173,7 +148,7 @@ def _secure(url: str) -> bool:
         return False
 
 
-def _check_versions(session: Any, base: str, log: RequestLog | None) -> str | None:
+def _check_versions(session: Http, base: str, log: RequestLog | None) -> str | None:
     """None when `base` answers `/versions` like a homeserver, else what went wrong."""
     got = _get(session, base + "/_matrix/client/versions", log)
     if isinstance(got, str):

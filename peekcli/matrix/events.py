@@ -35,6 +35,14 @@ def predecessor_of(create_content: object) -> str | None:
     return old if is_room_id(old) else None
 
 
+def room_events(chunk: object, room_id: str) -> list[JSON] | None:
+    """The events of a reply's `chunk` (/events, /messages, initialSync) that belong to
+    `room_id`; None when `chunk` is not a list (the caller says the reply is unreadable)."""
+    if not isinstance(chunk, list):
+        return None
+    return [ev for ev in chunk if isinstance(ev, dict) and ev.get("room_id") in (None, room_id)]
+
+
 def tombstone_in(initial: JSON | None, room_id: str, history: int) -> str | None:
     """The replacement named by initialSync's state when the tombstone is not in the history
     shown (the last `history` events): a fresh start on a room that was already replaced."""

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-
 from peekcli.errors import (
     MatrixError,
     NetworkError,
@@ -27,14 +25,8 @@ from peekcli.errors import (
     RateLimited,
     UnrecognizedError,
 )
-from peekcli.matrix.client import (
-    CONNECT_TIMEOUT,
-    JSON,
-    REPLY_MARGIN,
-    MatrixClient,
-    bounded_request,
-    parse_json,
-)
+from peekcli.matrix.client import JSON, MatrixClient
+from peekcli.retry import RetryPolicy
 from peekcli.suggest import peek_command
 from peekcli.tokens import is_valid_token
 
@@ -217,19 +209,22 @@ def poll_for_token(
 ) -> TokenSet:
     """Poll the token endpoint until the user approves, denies, or the code expires."""
     deadline = clock() + grant.expires_in
-    interval = grant.interval
+    interval = wait = grant.interval
+    backoff, failures = RetryPolicy(), 0
     form = {"grant_type": DEVICE_GRANT, "device_code": grant.device_code, "client_id": client_id}
     while True:
-        if clock() + interval > deadline:
+        if clock() + wait > deadline:
             raise OAuthError(_expired(client), error="expired_token")
-        sleep(interval)
+        sleep(wait)
+        wait = interval
         try:
             return TokenSet.from_doc(_post(client, meta.token_endpoint, form=form), meta.issuer)
         except OAuthError as exc:
+            failures = 0
             if exc.error == "authorization_pending":
                 continue
             if exc.error == "slow_down":
-                interval += SLOW_DOWN_STEP
+                interval = wait = interval + SLOW_DOWN_STEP
                 continue
             if exc.error == "access_denied":
                 raise OAuthError("the login was denied in the browser", error=exc.error) from None
@@ -237,8 +232,10 @@ def poll_for_token(
                 raise OAuthError(_expired(client), error=exc.error) from None
             raise
         except NetworkError:
-            # RFC 8628 §3.5: back off on a failing connection rather than give up the login.
-            interval = min(interval * 2, 60.0)
+            # RFC 8628 §3.5: back off on a failing connection rather than give up the login,
+            # with the one retry policy, never polling faster than the server's interval.
+            wait = max(interval, backoff.delay(failures))
+            failures += 1
 
 
 def _expired(client: MatrixClient) -> str:
@@ -276,31 +273,11 @@ def _post(
 ) -> JSON:
     """POST to an OAuth endpoint; OAuth errors → `OAuthError`, transport failures → NetworkError."""
     where = _origin(url)
-    try:
-        resp, content = bounded_request(
-            client.session,
-            "POST",
-            url,
-            what=where,
-            seconds=30.0 + REPLY_MARGIN,
-            data=form,
-            json=json_body,
-            headers={"Accept": "application/json"},
-            timeout=(CONNECT_TIMEOUT, 30.0),
-        )
-    except (requests.exceptions.RequestException, NetworkError) as exc:
-        if client.log is not None:
-            client.log("POST", url, None, 0.0)
-        if isinstance(exc, NetworkError):
-            raise
-        raise NetworkError(f"cannot reach {where} ({type(exc).__name__})") from None
-    if client.log is not None:
-        client.log("POST", url, resp.status_code, resp.elapsed.total_seconds())
-    try:
-        data = parse_json(content) if content else {}
-    except NetworkError as exc:
-        raise NetworkError(f"{where} sent an unreadable reply ({exc.message})") from None
-    status = resp.status_code
+    reply = client.http.send(
+        "POST", url, where=where, form=form, json=json_body, headers={"Accept": "application/json"}
+    )
+    data = {} if reply.empty else reply.data
+    status = reply.status
     if 200 <= status < 300:
         if not isinstance(data, dict):
             raise NetworkError(f"{where} sent an unreadable reply (HTTP {status}, not JSON)")

@@ -5,10 +5,11 @@ environment (`PEEK_ROOM_ID`, `PEEK_EVENT_ID`, `PEEK_EVENT_TYPE`, `PEEK_SENDER`).
 involved: CMD is split like a shell would (`shlex`) and run directly, so event text can never
 become shell syntax; a user who wants a shell writes `sh -c '…'`.
 
-The sink sets `save_each_event`, which makes the stream loop save the position after every event
-rather than after every chunk: the position passes an event only once CMD exited 0 for it (or
-`--exec-failure skip` gave up on it). A kill while CMD runs leaves the position before that event,
-so the next run hands it over again: at-least-once, never skipped.
+Its delivery plan declares `save_each_event` (peekcli/follow/plan.py), which makes the stream
+loop save the position after every event rather than after every chunk: the position passes an
+event only once CMD exited 0 for it (or `--exec-failure skip` gave up on it). A kill while CMD
+runs leaves the position before that event, so the next run hands it over again: at-least-once,
+never skipped.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import IO, Any, Literal
 
 from peekcli import retry as backoff
+from peekcli import signals
 from peekcli.errors import ExecFailed, UsageError
 from peekcli.render.jsonl import encode_event
 from peekcli.retry import RetryPolicy
@@ -88,7 +90,8 @@ def _ignore(_: str) -> None:
 class ExecSink:
     """Runs CMD for each event; on success passes the event on to `inner` (e.g. `--json`)."""
 
-    #: Tells the stream loop to save the position after every event, not only every chunk.
+    #: What its delivery plan must declare (`Delivery.save_each_event`): the loop saves the
+    #: position after every event, not only every chunk.
     save_each_event = True
 
     def __init__(
@@ -121,6 +124,9 @@ class ExecSink:
         attempt = 0
         while True:
             failure = self._run_once(data, env)
+            # Killed because the run is ending (another thread got Ctrl-C): not a failure to
+            # skip or retry; the event stays undelivered and the next run hands it over again.
+            signals.check()
             if failure is None:
                 break
             if self.policy.failure == "skip":
@@ -132,6 +138,7 @@ class ExecSink:
                 attempt += 1
                 self.warn(f"--exec failed on {what} ({failure}); retry {attempt} in {delay:.1f} s")
                 self.sleep(delay)
+                signals.check()
                 continue
             tries = f" after {attempt} retr{'y' if attempt == 1 else 'ies'}" if attempt else ""
             raise ExecFailed(
@@ -171,6 +178,7 @@ class ExecSink:
 
     def _run_once(self, data: bytes, env: dict[str, str]) -> str | None:
         """Run CMD once with `data` on stdin: None on exit 0, else why it failed."""
+        signals.check()
         stdout, captured = self._output()
         self.runs += 1
         try:
@@ -185,7 +193,8 @@ class ExecSink:
         except OSError as exc:
             return f"cannot run {self.policy.argv[0]}: {exc.strerror or exc}"
         try:
-            out, _ = proc.communicate(data, timeout=self.policy.timeout)
+            with signals.on_stop(lambda: _kill_group(proc)):
+                out, _ = proc.communicate(data, timeout=self.policy.timeout)
         except subprocess.TimeoutExpired:
             _kill(proc)
             out = None
@@ -213,9 +222,14 @@ class ExecSink:
             self.out.flush()
 
 
-def _kill(proc: subprocess.Popen[bytes]) -> None:
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL to CMD and everything it started (its own process group); no waiting."""
     with contextlib.suppress(OSError):
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    _kill_group(proc)
     with contextlib.suppress(OSError):
         proc.kill()
     with contextlib.suppress(subprocess.TimeoutExpired, OSError):

@@ -11,6 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.peekproc import peek_command, peek_env, run_peek
 from tests.homeserver import Homeserver, User
 
@@ -192,3 +194,76 @@ def test_stop_exits_9_and_keeps_the_event_for_the_next_run(
     assert ok.returncode == 0, ok.stderr
     assert [json.loads(line)["event_id"] for line in ok.stdout.splitlines()] == [sent[1]]
     assert seen(tmp_path) == [sent[0], sent[1], sent[1]]
+
+
+@pytest.mark.parametrize(
+    ("script", "extra", "sig", "code"),
+    [
+        # CMD runs long: Ctrl-C kills it and ends the run at once, not when it is done.
+        ('echo $$ > "$1/cmd.pid"; touch "$1/started"; exec sleep 60', [], signal.SIGINT, 130),
+        # CMD always fails and is retried with backoff: SIGTERM ends the retrying.
+        ('touch "$1/started"; exit 1', ["--exec-failure", "retry"], signal.SIGTERM, 143),
+    ],
+    ids=["long-cmd-sigint", "retrying-sigterm"],
+)
+def test_a_stop_ends_a_multi_room_run_promptly_while_cmd_runs_or_backs_off(
+    synapse: Homeserver,
+    alice: User,
+    fresh_room,
+    tmp_path: Path,
+    script: str,
+    extra: list[str],
+    sig: int,
+    code: int,
+) -> None:
+    """Several rooms, one thread each: the delivery lock must not keep Ctrl-C/SIGTERM waiting
+    for a CMD or its backoff (it once ignored both until CMD ended, or for ever with retry)."""
+    rooms = [fresh_room(), fresh_room()]
+    sent = synapse.send_text(alice, rooms[0], "hello")
+    state = tmp_path / "state.json"
+    args = ["watch", *rooms, "--homeserver", synapse.base_url, "--history", "1"]
+    proc = subprocess.Popen(
+        [*peek_command(), *args, "--exec", exec_cmd(tmp_path, script), *extra],
+        env=peek_env(state),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "started").exists():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "CMD never started"
+            time.sleep(0.02)
+        os.kill(proc.pid, sig)
+        stopped = time.monotonic()
+        _, err = proc.communicate(timeout=10)
+        assert proc.returncode == code, err
+        assert time.monotonic() - stopped < 5, "the stop waited for CMD"
+        assert b"Traceback" not in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        pid_file = tmp_path / "cmd.pid"
+        if pid_file.exists():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+    if pid_file.exists():  # the long CMD was killed with the run, not left behind
+        pid = int(pid_file.read_text())
+        deadline = time.monotonic() + 5
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not _alive(pid)
+    # The event CMD never finished is handed over again by the next run (at least once).
+    positions = json.loads(state.read_text())["positions"] if state.exists() else {}
+    assert all(p.get("last_event_id") != sent for hs in positions.values() for p in hs.values())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(") ")[-1].startswith("Z"))

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 import responses
 
+from peekcli import retry
 from tests.unit.conftest import lines, saved
 from tests.unit.mockhs import FakeHomeserver, message
 
@@ -113,15 +114,22 @@ def test_well_known_pointing_to_something_that_is_not_a_homeserver_falls_back(
     assert saved(state_file)["discovery"][NAME]["base_url"] == f"https://{NAME}"
 
 
-def test_nothing_answers_exits_1_with_one_clear_line(rsps: Any, peek: Any) -> None:
+def test_nothing_answers_exits_1_with_one_clear_line(
+    rsps: Any, peek: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr(retry, "pause", waits.append)
     rsps.add(
         responses.GET, WELL_KNOWN, json={"m.homeserver": {"base_url": "https://dead.example.test"}}
     )
     result = snapshot(peek, ALIAS)
     assert result.exit_code == 1
     assert result.stdout == ""
-    err = result.stderr
-    assert err.count("\n") == 1 and err.startswith("peek: found no homeserver for example.test")
+    # First contact is retried like any request (snapshot: 3 quick retries), then one line.
+    assert len(waits) == 3
+    *status, err = result.stderr.splitlines(keepends=True)
+    assert all("retrying in" in line for line in status)
+    assert err.startswith("peek: found no homeserver for example.test")
     assert "https://dead.example.test" in err and "--homeserver" in err
     assert "Traceback" not in err
 

@@ -176,6 +176,28 @@ def test_retry_backs_off_until_max_retries_then_exits_9(
     assert len(_no_waiting) == 2 and all(0 <= w <= 2 for w in _no_waiting)
 
 
+@pytest.mark.parametrize("draw", ["shortest", "longest"])
+def test_retry_waits_1_2_4_up_to_60_seconds_as_documented(
+    hs: FakeHomeserver,
+    peek: Any,
+    _no_waiting: list[float],
+    monkeypatch: pytest.MonkeyPatch,
+    draw: str,
+) -> None:
+    """--help and the README say "1 s, 2 s, 4 s … up to 60 s": each wait is that, at most 20 %
+    shorter (the jitter), never a draw from 0 as it once was."""
+    monkeypatch.setattr(stream, "jitter", lambda lo, hi: lo if draw == "shortest" else hi)
+    hs.chain([message(1)])
+    args = ["snapshot", ROOM, "-s", HS, "--history", "0", "--exec", py("raise SystemExit(2)")]
+    result = peek(*args, "--exec-failure", "retry", "--max-retries", "7")
+    assert result.exit_code == 9
+    documented = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0]
+    factor = 0.8 if draw == "shortest" else 1.0
+    assert _no_waiting == pytest.approx([d * factor for d in documented])
+    help_text = " ".join(peek("watch", "--help").stdout.split())
+    assert "1 s, 2 s, 4 s … up to 60 s" in help_text
+
+
 def test_retry_then_success(hs: FakeHomeserver, peek: Any, tmp_path: Path) -> None:
     hs.chain([message(1), message(2)])
     once = py(

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from peekcli.follow import strategies
-from peekcli.matrix import client
+from peekcli.matrix import http as client
 from tests.unit.hostilehs import (
     HostileServer,
     endless_chunked,

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import responses
 
-from peekcli import signals
+from peekcli import retry, signals
 from peekcli.errors import EXIT_SIGINT, Stopped
 from peekcli.follow.multiroom import RoomJob, follow_rooms, labels
 from tests.unit.conftest import lines, saved
@@ -226,3 +227,28 @@ def test_a_given_token_is_never_sent_to_a_second_homeserver(
         if c.request.url.startswith(HS2) and c.request.headers.get("Authorization")
     ]
     assert sent_to_two == []
+
+
+def test_a_room_whose_server_is_down_at_first_is_followed_once_it_answers(
+    hs: FakeHomeserver, peek: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other rooms do not wait for it, and it is not given up on: its first contact is
+    retried (in its own turn) like any request of the stream."""
+    refused = [requests.exceptions.ConnectionError("Connection refused")] * 2
+
+    class Flaky(FakeHomeserver):
+        def _register(self, request: Any) -> tuple[int, dict[str, str], str]:
+            if refused:
+                raise refused.pop(0)
+            return super()._register(request)
+
+    discoverable(hs)
+    two = discoverable(Flaky(hs.rsps, base=HS2, room=ROOM2).install())
+    monkeypatch.setattr(retry, "pause", lambda _s: None)
+    hs.chain([message(1)])
+    two.chain([message(7, room=ROOM2)])
+    result = peek("snapshot", ROOM, ROOM2, "--json", "--history", "0")
+    assert result.exit_code == 0, result.stderr
+    assert [e["event_id"] for e in lines(result)] == ["$ev1", "$ev7"]
+    assert "retrying while the other rooms go on" in result.stderr
+    assert refused == []

@@ -15,8 +15,10 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import pytest
+import requests
 import responses
 
+from peekcli import retry
 from peekcli.matrix import oauth
 from tests.unit.conftest import lines
 from tests.unit.mockhs import HS, ROOM, message
@@ -118,6 +120,8 @@ class AuthServer:
         self.token_requests.append(data)
         if data["grant_type"] == DEVICE_GRANT:
             step = self.device_script.pop(0)
+            if step == "down":
+                raise requests.exceptions.ConnectionError("Connection refused")
             if step != "approve":
                 return oauth_error(step)
             scope = self.device_requests[-1]["scope"].split()
@@ -357,3 +361,15 @@ def test_metadata_with_insecure_endpoints_is_not_trusted() -> None:
     doc = {**METADATA, "device_authorization_endpoint": "http://evil.example/device"}
     meta = oauth.ServerMetadata.from_doc(doc)
     assert meta is not None and not meta.supports_device_grant
+
+
+def test_a_failing_connection_while_polling_backs_off_like_every_retry(
+    server: AuthServer, sleeps: list[float], peek, state_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RFC 8628 §3.5: back off on a failing connection, with peek's one retry policy (1 s, 2 s,
+    4 s … up to 60 s), never polling faster than the server's interval."""
+    monkeypatch.setattr(retry, "jitter", lambda _lo, hi: hi)
+    server.device_script = ["down"] * 7 + ["authorization_pending", "approve"]
+    result = login(peek, state_file)
+    assert result.exit_code == 0, result.stderr
+    assert sleeps == [5, 5, 5, 5, 8, 16, 32, 60, 5]

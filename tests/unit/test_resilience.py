@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,6 +28,7 @@ from peekcli import retry as stream
 from peekcli.cli import cli
 from peekcli.follow.follower import Follower
 from peekcli.follow.strategies import Chunk
+from peekcli.state import credentials_path_for
 from tests.unit.conftest import lines, saved
 from tests.unit.mockhs import HS, ROOM, FakeHomeserver, message
 
@@ -225,7 +227,7 @@ def test_max_retries_0_fails_on_the_first_error_without_a_status_line(
 # -- backoff -----------------------------------------------------------------------------------
 
 
-def test_backoff_doubles_from_1_s_up_to_60_s_with_full_jitter_and_resets_after_a_success(
+def test_backoff_doubles_from_1_s_up_to_60_s_with_bounded_jitter_and_resets_after_a_success(
     hs: FaultyHomeserver, peek: Any, waits: Waits
 ) -> None:
     hs.chain([message(1)], [message(2)], [message(3)])
@@ -234,9 +236,11 @@ def test_backoff_doubles_from_1_s_up_to_60_s_with_full_jitter_and_resets_after_a
     result = peek("watch", ROOM, "-s", HS, "--json", "--history", "0", "--max-events", "3")
     assert result.exit_code == 0, result.stderr
     assert [e["event_id"] for e in lines(result)] == ["$ev1", "$ev2", "$ev3"]
-    # Full jitter: each wait is drawn from [0, min(60, 2^n)]; here the draw is the maximum.
+    # Bounded jitter: each wait is drawn from [0.8, 1] × min(60, 2^n); here the maximum.
     ceilings = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
-    assert waits.jitter == [(0.0, c) for c in ceilings] + [(0.0, 1.0), (0.0, 2.0)]
+    expected = [*ceilings, 1.0, 2.0]
+    assert [hi for _, hi in waits.jitter] == expected
+    assert [lo for lo, _ in waits.jitter] == pytest.approx([0.8 * c for c in expected])
     assert waits.slept == [*ceilings, 1.0, 2.0]
     shown = [line.rsplit("retrying in ", 1)[1] for line in status_lines(result.stderr)]
     assert shown == [f"{c:g} s…" for c in ceilings] + ["1 s…", "2 s…"]
@@ -244,7 +248,7 @@ def test_backoff_doubles_from_1_s_up_to_60_s_with_full_jitter_and_resets_after_a
     assert result.stderr.count("peek: connection restored\n") == 2
 
 
-def test_jitter_is_really_drawn_between_zero_and_the_ceiling(
+def test_jitter_is_really_drawn_within_20_percent_below_the_ceiling(
     hs: FaultyHomeserver, peek: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     slept: list[float] = []
@@ -255,7 +259,7 @@ def test_jitter_is_really_drawn_between_zero_and_the_ceiling(
     assert result.exit_code == 0, result.stderr
     ceilings = [min(60.0, 2.0**n) for n in range(12)]
     assert len(slept) == 12
-    assert all(0.0 <= s <= c for s, c in zip(slept, ceilings, strict=True))
+    assert all(0.8 * c <= s <= c for s, c in zip(slept, ceilings, strict=True))
     assert len(set(slept)) > 1  # drawn, not fixed
 
 
@@ -275,6 +279,77 @@ def test_snapshot_retries_quickly_then_exits_1_with_the_state_untouched(
     assert longer.exit_code == 1
     assert waits.slept == [1.0, 2.0, 4.0, 4.0, 4.0, 4.0, 4.0]
     assert saved(state_file) == before
+
+
+# -- first contact: discovery, guest registration, alias lookup ------------------------------------
+
+
+def test_first_contact_with_a_down_server_is_retried_like_the_stream(
+    hs: FaultyHomeserver, peek: Any, state_file: Path, waits: Waits
+) -> None:
+    """The README: snapshot retries 3 times (quickly), watch for ever, for the first request of
+    a run too: guest registration refused by a server that is down is no reason to exit 1."""
+    hs.chain([message(1)], [message(2)])
+    # Down for longer than a snapshot's retries: exit 1, nothing saved.
+    hs.register_faults = [REFUSED] * 4
+    gave_up = peek("snapshot", ROOM, "-s", HS, "--json", "--history", "0")
+    assert gave_up.exit_code == 1
+    assert waits.slept == [1.0, 2.0, 4.0]
+    assert "gave up after 3 retries" in gave_up.stderr.splitlines()[-1]
+    assert not state_file.exists()
+    # Back within them: the snapshot goes on as if nothing happened.
+    waits.slept.clear()
+    hs.register_faults = [REFUSED, RESET]
+    result = peek("snapshot", ROOM, "-s", HS, "--json", "--history", "0")
+    assert result.exit_code == 0, result.stderr
+    assert waits.slept == [1.0, 2.0]
+    assert "connection lost" in status_lines(result.stderr)[0]
+    assert "connection restored" in result.stderr
+    # A watch waits for ever (here: 9 failures, the backoff growing up to its cap).
+    waits.slept.clear()
+    hs.register_faults = [DNS] * 9
+    credentials_path_for(state_file).unlink()  # no stored guest: it registers again
+    args = ("watch", ROOM, "-s", HS, "--json", "--history", "0", "--max-events", "1")
+    watched = peek(*args, "--reset")
+    assert watched.exit_code == 0, watched.stderr
+    assert [e["event_id"] for e in lines(watched)] == ["$ev1"]
+    assert waits.slept == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
+
+
+def test_discovery_and_alias_lookup_against_a_down_server_are_retried(
+    hs: FaultyHomeserver, peek: Any, waits: Waits
+) -> None:
+    """No --homeserver: the well-known and /versions lookups, then the alias, are first contact
+    too; each outage is waited out with the stream's backoff."""
+    versions = [REFUSED, REFUSED]
+    aliases = [READ_TIMEOUT]
+
+    def flaky(queue: list[Any], reply: dict[str, Any]) -> Any:
+        def answer(_request: Any) -> tuple[int, dict[str, str], str]:
+            if queue:
+                raise queue.pop(0)
+            return 200, {}, json.dumps(reply)
+
+        return answer
+
+    hs.rsps.add(responses.GET, f"{HS}/.well-known/matrix/client", status=404)
+    hs.rsps.add_callback(
+        responses.GET,
+        f"{HS}/_matrix/client/versions",
+        callback=flaky(versions, {"versions": ["v1.11"]}),
+    )
+    hs.rsps.add_callback(
+        responses.GET,
+        re.compile(re.escape(HS) + r"/_matrix/client/v3/directory/room/.*"),
+        callback=flaky(aliases, {"room_id": ROOM, "servers": ["hs.test"]}),
+    )
+    hs.chain([message(1)])
+    result = peek("snapshot", "#lobby:hs.test", "--json", "--history", "0")
+    assert result.exit_code == 0, result.stderr
+    assert [e["event_id"] for e in lines(result)] == ["$ev1"]
+    assert versions == [] and aliases == []
+    # One first contact, one backoff: discovery failed twice, then the alias lookup once.
+    assert waits.slept == [1.0, 2.0, 4.0]
 
 
 def test_snapshot_recovers_within_its_retries_and_prints_everything_once(

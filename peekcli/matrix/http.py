@@ -1,0 +1,364 @@
+"""HTTP for everything peek sends: the only module that imports requests.
+
+One keep-alive session per client, connect and read timeouts, a request log that never sees a
+token (tokens travel in a header; the log gets the URL without its query), and transport
+failures turned into `NetworkError` with a short reason. What a reply *means* (Matrix errcodes,
+OAuth errors, a discovery document) is the caller's: `matrix/client.py`, `matrix/oauth.py`,
+`matrix/discovery.py`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json as jsonlib
+import math
+import socket
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import requests.adapters
+import urllib3.connection
+import urllib3.connectionpool
+
+from peekcli import __version__
+from peekcli.errors import NetworkError, UsageError
+
+CONNECT_TIMEOUT = 10.0
+#: Loopback answers in microseconds: a connection (TCP and TLS) that takes longer is not coming,
+#: typically a plain http server waiting for the rest of what it takes for a request.
+LOOPBACK_CONNECT_TIMEOUT = 2.0
+#: The longest a rate limit is obeyed, in seconds: a server asking for more gets asked again then.
+MAX_RETRY_AFTER = 3600.0
+
+RequestLog = Callable[[str, str, int | None, float], None]
+
+#: The largest reply body peek reads, decoded (gzip included): a /messages or /events page of
+#: 1000 events at the spec's 64 KiB limit each is 62.5 MiB; the rest is room for the envelope.
+MAX_REPLY_BYTES = 80 * 1024 * 1024
+#: One exchange, from connecting to the last byte, may take its read timeout (for /events: the
+#: long-poll's own timeout + its margin) plus this: a read timeout alone restarts on every byte
+#: a server trickles.
+REPLY_MARGIN = 10.0
+_CHUNK = 64 * 1024
+
+
+# -- bounded exchanges --------------------------------------------------------------------------
+#
+# A watchdog per exchange shuts the exchange's socket down when its time is up, whatever phase
+# it is in (connecting, headers, body), so a trickling server cannot hold peek; the body is read
+# in chunks up to MAX_REPLY_BYTES, decoded, so neither an endless body nor a gzip bomb can fill
+# memory. Both end as a NetworkError: a failed request, retried like any other.
+
+
+class _Watch:
+    """The sockets one exchange uses, shut down when its deadline passes."""
+
+    def __init__(self, seconds: float) -> None:
+        self.expired = False
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.timer = threading.Timer(min(seconds, 86400.0), self._expire)
+        self.timer.daemon = True
+
+    def add(self, sock: socket.socket | None) -> None:
+        if sock is None:
+            return
+        with self.lock:
+            self.sockets.append(sock)
+            if self.expired:
+                _shut(sock)
+
+    def _expire(self) -> None:
+        with self.lock:
+            self.expired = True
+            for sock in self.sockets:
+                _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    # socket.socket's own shutdown, also for an SSLSocket: it wakes a recv blocked in another
+    # thread without touching the TLS object that thread is using.
+    with contextlib.suppress(OSError):
+        socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+_current = threading.local()
+
+
+def _watch(sock: socket.socket | None) -> None:
+    watch = getattr(_current, "watch", None)
+    if watch is not None:
+        watch.add(sock)
+
+
+class _WatchedHTTPConnection(urllib3.connection.HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        _watch(self.sock)
+
+
+class _WatchedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        _watch(self.sock)
+
+
+class _WatchedPool(urllib3.connectionpool.HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)
+        _watch(getattr(conn, "sock", None))  # a kept-alive connection: already connected
+        return conn
+
+
+class _WatchedHTTPSPool(urllib3.connectionpool.HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)
+        _watch(getattr(conn, "sock", None))
+        return conn
+
+
+class _WatchedAdapter(requests.adapters.HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _WatchedPool,
+            "https": _WatchedHTTPSPool,
+        }
+
+
+def new_session(pool_size: int = 10) -> requests.Session:
+    """A session whose exchanges `Http.send` can time out as a whole."""
+    session = requests.Session()
+    adapter = _WatchedAdapter(pool_connections=2, pool_maxsize=max(pool_size, 10))
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def capped_body(resp: requests.Response, where: str, max_bytes: int = MAX_REPLY_BYTES) -> bytes:
+    """A streamed response's body, decoded, at most `max_bytes` (else a NetworkError)."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in resp.iter_content(_CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            raise NetworkError(f"{where} sent a reply larger than {max_bytes // (1024 * 1024)} MiB")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON in `body`, or None when it is not JSON; nesting too deep for the parser is a
+    `NetworkError` (an unreadable reply), never a RecursionError."""
+    try:
+        return jsonlib.loads(body)
+    except RecursionError:
+        raise NetworkError("the reply is nested too deeply to read") from None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+class NoAnswer(NetworkError):
+    """A timeout, or a TLS handshake that failed: perhaps https sent to a plain http port."""
+
+
+class Unreachable(NetworkError):
+    """No answer at all; `reason` is short and token-free ("connection refused")."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class Reply:
+    """An HTTP answer: its status, its body parsed as JSON (None when it is not JSON)."""
+
+    status: int
+    data: Any
+    #: The HTTP reason phrase ("Bad Gateway"), for messages when the body says nothing.
+    phrase: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    empty: bool = False
+
+    def retry_after(self) -> float | None:
+        """Seconds to wait: the body's `retry_after_ms`, else `Retry-After` (seconds or date)."""
+        seconds: float | None = None
+        if isinstance(self.data, dict):
+            ms = self.data.get("retry_after_ms")
+            if isinstance(ms, int | float) and not isinstance(ms, bool):
+                seconds = float(ms) / 1000
+        header = (self.headers.get("Retry-After") or "").strip()
+        if seconds is None and header:
+            try:
+                seconds = float(header)
+            except ValueError:
+                seconds = _seconds_until(header)
+        if seconds is None or math.isnan(seconds):
+            return None
+        return min(max(0.0, seconds), MAX_RETRY_AFTER)
+
+
+class Http:
+    """Sends requests over one session; `where` names the server in error messages."""
+
+    def __init__(
+        self, *, log: RequestLog | None = None, session: requests.Session | None = None
+    ) -> None:
+        self.session = session if session is not None else new_session()
+        self.session.headers["User-Agent"] = f"peek/{__version__}"
+        self.log = log
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        where: str,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        form: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        read_timeout: float = 30.0,
+        connect_timeout: float | None = None,
+        allow_redirects: bool = True,
+    ) -> Reply:
+        """One exchange; no answer → `Unreachable` / `NetworkError`, a bad URL → `UsageError`.
+
+        The whole exchange lasts at most `read_timeout` + REPLY_MARGIN and its body is read up
+        to MAX_REPLY_BYTES: past either, or JSON nested too deeply, it is a `NetworkError`."""
+        connect = connect_timeout or _connect_timeout(url)
+        watch = _Watch(read_timeout + REPLY_MARGIN)
+        _current.watch = watch
+        watch.timer.start()
+        resp: requests.Response | None = None
+        try:
+            resp = self.session.request(
+                method,
+                url,
+                params=params,
+                json=json,
+                data=form,
+                headers=dict(headers or {}),
+                timeout=(connect, read_timeout),
+                allow_redirects=allow_redirects,
+                stream=True,
+            )
+            content = capped_body(resp, where)
+            if watch.expired:
+                raise requests.exceptions.ConnectionError("the exchange ran out of time")
+        except NetworkError:
+            self._log(method, url, None)
+            raise
+        except (requests.exceptions.RequestException, OSError) as exc:
+            if not watch.expired or isinstance(
+                exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema
+            ):
+                return self._failed(method, url, where, exc)
+            self._log(method, url, None)
+            raise NetworkError(
+                f"{where} took longer than {read_timeout + REPLY_MARGIN:g} s to answer"
+            ) from None
+        finally:
+            watch.timer.cancel()
+            _current.watch = None
+            if resp is not None:
+                resp.close()
+        self._log(method, url, resp.status_code, resp.elapsed.total_seconds())
+        try:
+            data = parse_json(content)
+        except NetworkError as exc:
+            raise NetworkError(f"{where} sent an unreadable reply ({exc.message})") from None
+        return Reply(resp.status_code, data, resp.reason or "", resp.headers, not content)
+
+    def _failed(self, method: str, url: str, where: str, exc: BaseException) -> Reply:
+        try:
+            raise exc
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
+            raise UsageError(f"invalid homeserver URL {where!r}: {exc}") from None
+        except requests.exceptions.SSLError:
+            self._log(method, url, None)
+            raise NoAnswer(f"cannot reach {where} (TLS failed)") from None
+        except requests.exceptions.Timeout:
+            self._log(method, url, None)
+            raise NoAnswer(f"{where} did not answer in time") from None
+        except requests.exceptions.RequestException as exc:
+            self._log(method, url, None)
+            why = reason(exc)
+            raise Unreachable(f"cannot reach {where} ({why})", why) from None
+        except OSError as exc2:
+            self._log(method, url, None)
+            why = type(exc2).__name__
+            raise Unreachable(f"cannot reach {where} ({why})", why) from None
+
+    def _log(self, method: str, url: str, status: int | None, elapsed: float = 0.0) -> None:
+        if self.log is not None:
+            # URLs never carry the token (it travels in a header), so they are safe to log.
+            self.log(method, url.split("?", 1)[0], status, elapsed)
+
+
+def reply_of(resp: requests.Response) -> Reply:
+    """A `Reply` from a streamed response of this transport's session (a download's error
+    reply): its body read here, capped, and parsed like any other."""
+    try:
+        content = capped_body(resp, resp.url or "the server")
+    except (requests.exceptions.RequestException, OSError) as exc:
+        raise NetworkError(f"the reply broke off ({type(exc).__name__})") from None
+    return Reply(
+        resp.status_code, parse_json(content), resp.reason or "", resp.headers, not content
+    )
+
+
+def pooled_session(size: int) -> requests.Session:
+    """One HTTP session for the rooms of one homeserver, its pool sized for them all: each
+    room's long-poll keeps its own connection alive instead of opening a new one each time."""
+    return new_session(size)
+
+
+def _connect_timeout(url: str) -> float:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return LOOPBACK_CONNECT_TIMEOUT
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    return LOOPBACK_CONNECT_TIMEOUT if loopback else CONNECT_TIMEOUT
+
+
+def reason(exc: requests.exceptions.RequestException) -> str:
+    """A short, token-free description of a connection failure."""
+    text = str(exc)
+    for needle, label in (
+        ("Name or service not known", "DNS lookup failed"),
+        ("nodename nor servname", "DNS lookup failed"),
+        ("Temporary failure in name resolution", "DNS lookup failed"),
+        ("Connection refused", "connection refused"),
+        ("Connection reset", "connection reset"),
+        ("RemoteDisconnected", "connection closed by the server"),
+    ):
+        if needle in text:
+            return label
+    return type(exc).__name__
+
+
+def _seconds_until(http_date: str) -> float | None:
+    from datetime import UTC, datetime
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(http_date)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (when - datetime.now(UTC)).total_seconds()
