@@ -29,7 +29,9 @@ class Media:
     def __init__(self, rsps: responses.RequestsMock) -> None:
         self.files: dict[str, bytes] = {}
         self.asked: list[tuple[str, str | None]] = []  # (url, Authorization)
-        self.scripted: list[tuple[int, dict[str, str], bytes]] = []
+        #: Replies to send first, by media id: downloads run side by side, so a shared queue
+        #: would hand a reply to whichever download asked first.
+        self.scripted: dict[str, list[tuple[int, dict[str, str], bytes]]] = {}
         self.v1 = True
         self.on_request: Any = None
         rsps.add_callback(responses.GET, V1, callback=self._v1)
@@ -39,10 +41,10 @@ class Media:
         self.asked.append((request.url, request.headers.get("Authorization")))
         if self.on_request is not None:
             self.on_request()
-        if self.scripted:
-            return self.scripted.pop(0)
         match = pattern.match(request.url)
         assert match is not None
+        if self.scripted.get(match.group(2)):
+            return self.scripted[match.group(2)].pop(0)
         data = self.files.get(match.group(2))
         if data is None:
             return 404, {}, b'{"errcode": "M_NOT_FOUND", "error": "no such media"}'
@@ -206,7 +208,7 @@ def test_rate_limits_and_server_errors_are_retried_like_the_stream(
 ) -> None:
     image(tl, "img1")
     media.files = {"img1": b"png"}
-    media.scripted = [
+    media.scripted["img1"] = [
         (429, {"Retry-After": "7"}, b'{"errcode": "M_LIMIT_EXCEEDED", "retry_after_ms": 7000}'),
         (502, {}, b"bad gateway"),
     ]
@@ -216,7 +218,7 @@ def test_rate_limits_and_server_errors_are_retried_like_the_stream(
     assert (tmp_path / "m/hs.test/img1").read_bytes() == b"png"
     # Still failing after --max-retries: reported, the export itself is complete.
     image(tl, "img2")
-    media.scripted = [(502, {}, b"")] * 3
+    media.scripted["img2"] = [(502, {}, b"")] * 3
     failed = export("--media", str(tmp_path / "m"), "--max-retries", "2")
     assert failed.exit_code == 0
     assert "1 download(s) failed: mxc://hs.test/img2" in failed.stderr
@@ -236,7 +238,7 @@ def test_the_token_never_follows_a_redirect_to_another_host(
 
     rsps.add_callback(responses.GET, "https://cdn.example/img1", callback=cdn)
     media.files = {"img2": b"local"}
-    media.scripted = [(302, {"Location": "https://cdn.example/img1"}, b"")]
+    media.scripted["img1"] = [(302, {"Location": "https://cdn.example/img1"}, b"")]
     result = export("--media", str(tmp_path / "m"))
     assert result.exit_code == 0, result.stderr
     assert cdn_seen == [None]
