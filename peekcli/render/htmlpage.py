@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 from urllib.parse import quote
 
 from peekcli import __version__
+from peekcli.render.families.messages import strip_reply_fallback
 from peekcli.render.htmlsanitize import LINK_REL, linkify, sanitize_formatted
 from peekcli.render.pretty import PrettyRenderer
 from peekcli.render.sanitize import clean, one_line
@@ -198,19 +199,6 @@ def _human_size(size: float) -> str:
 def _server_of(user_id: str) -> str | None:
     server = user_id.partition(":")[2]
     return server if server and re.fullmatch(r"[A-Za-z0-9.:\[\]-]{1,255}", server) else None
-
-
-def _strip_fallback(body: str) -> str:
-    """Drop the "> <@alice:hs> quoted" lines + blank line old clients put atop a reply."""
-    if not body.startswith(">"):
-        return body
-    lines = body.split("\n", 200)
-    index = 0
-    while index < len(lines) and lines[index].startswith(">"):
-        index += 1
-    if index < len(lines) and lines[index] == "":
-        return "\n".join(lines[index + 1 :])
-    return body
 
 
 def _snippet(text: str) -> str:
@@ -565,7 +553,7 @@ class HtmlPage:
             return '<p class="deleted">(no text)</p>'
         rel = _map(content.get("m.relates_to"))
         if "m.in_reply_to" in rel:
-            body = _strip_fallback(body)
+            body = strip_reply_fallback(body)
         lines = body[:65536].split("\n")
         return "<p>" + "<br>".join(map(linkify, lines)) + "</p>"
 
@@ -625,7 +613,7 @@ class HtmlPage:
         if not isinstance(body, str):
             return ""
         if "m.in_reply_to" in _map(content.get("m.relates_to")):
-            body = _strip_fallback(body)
+            body = strip_reply_fallback(body)
         msgtype = content.get("msgtype")
         if etype == "m.sticker" or msgtype in ("m.image", "m.video", "m.audio", "m.file"):
             kind = "sticker" if etype == "m.sticker" else str(msgtype)[2:]
