@@ -10,11 +10,14 @@ OAuth errors, a discovery document) is the caller's: `matrix/client.py`, `matrix
 from __future__ import annotations
 
 import contextlib
+import heapq
 import ipaddress
+import itertools
 import json as jsonlib
 import math
 import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,7 +52,7 @@ _CHUNK = 64 * 1024
 
 # -- bounded exchanges --------------------------------------------------------------------------
 #
-# A watchdog per exchange shuts the exchange's socket down when its time is up, whatever phase
+# One watchdog thread shuts an exchange's socket down when its time is up, whatever phase
 # it is in (connecting, headers, body), so a trickling server cannot hold peek; the body is read
 # in chunks up to MAX_REPLY_BYTES, decoded, so neither an endless body nor a gzip bomb can fill
 # memory. Both end as a NetworkError: a failed request, retried like any other.
@@ -59,11 +62,11 @@ class _Watch:
     """The sockets one exchange uses, shut down when its deadline passes."""
 
     def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + min(seconds, 86400.0)
         self.expired = False
+        self.done = False
         self.sockets: list[socket.socket] = []
         self.lock = threading.Lock()
-        self.timer = threading.Timer(min(seconds, 86400.0), self._expire)
-        self.timer.daemon = True
 
     def add(self, sock: socket.socket | None) -> None:
         if sock is None:
@@ -73,11 +76,59 @@ class _Watch:
             if self.expired:
                 _shut(sock)
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
         with self.lock:
+            if self.done:
+                return
             self.expired = True
             for sock in self.sockets:
                 _shut(sock)
+
+    def finish(self) -> None:
+        with self.lock:
+            self.done = True
+            self.sockets.clear()
+
+
+class _Watchdog:
+    """One thread for every exchange of the process, woken at the earliest deadline.
+
+    A timer thread per exchange would cost a thread start for every request: with a thousand
+    rooms long-polling, that is most of what an idle reply costs. Finished exchanges stay in the
+    heap until their deadline comes round (popping them early would cost more than it saves).
+    """
+
+    def __init__(self) -> None:
+        self.heap: list[tuple[float, int, _Watch]] = []
+        self.cond = threading.Condition()
+        self.count = itertools.count()
+        self.thread: threading.Thread | None = None
+
+    def add(self, watch: _Watch) -> None:
+        with self.cond:
+            earliest = self.heap[0][0] if self.heap else math.inf
+            heapq.heappush(self.heap, (watch.deadline, next(self.count), watch))
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, name="peek watchdog", daemon=True)
+                self.thread.start()
+            elif watch.deadline < earliest:
+                self.cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self.cond:
+                now = time.monotonic()
+                due: list[_Watch] = []
+                while self.heap and self.heap[0][0] <= now:
+                    due.append(heapq.heappop(self.heap)[2])
+                if not due:
+                    self.cond.wait(self.heap[0][0] - now if self.heap else None)
+                    continue
+            for watch in due:
+                watch.expire()
+
+
+_watchdog = _Watchdog()
 
 
 def _shut(sock: socket.socket) -> None:
@@ -239,7 +290,7 @@ class Http:
         connect = connect_timeout or _connect_timeout(url)
         watch = _Watch(read_timeout + REPLY_MARGIN)
         _current.watch = watch
-        watch.timer.start()
+        _watchdog.add(watch)
         resp: requests.Response | None = None
         try:
             resp = self.session.request(
@@ -269,7 +320,7 @@ class Http:
                 f"{where} took longer than {read_timeout + REPLY_MARGIN:g} s to answer"
             ) from None
         finally:
-            watch.timer.cancel()
+            watch.finish()
             _current.watch = None
             if resp is not None:
                 resp.close()
