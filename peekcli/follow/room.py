@@ -131,7 +131,7 @@ def follow_room(
         position = Position(opts.from_token, strategy.kind, alias=follower.alias)
         start.resuming = start.from_token = True
     elif saved is not None:
-        position = saved
+        position = follower.written = saved  # already in the store: no need to write it again
         start.resuming = True
     else:
         assert fresh is not None
