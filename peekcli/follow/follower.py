@@ -101,10 +101,20 @@ class Follower:
     def _fetch(self, token: str, *, drain: bool) -> Chunk:
         """The chunk after `token`, retried as `retrying` says; never moves the position.
 
-        Every retry asks for the same `token`, so no failure can skip an event.
+        Every retry asks for the same `token`, so no failure can skip an event. A retry asks
+        without waiting (as a drain does): after an outage, with many rooms on the server, the
+        room that probes it tells the others at once that it is back, rather than at the end of
+        a long-poll while they all wait (peekcli/retry.py `Gate`).
         """
+        tries = 0
+
+        def fetch() -> Chunk:
+            nonlocal tries
+            tries += 1
+            return self.strategy.fetch(token, drain=drain or tries > 1)
+
         return retrying(
-            lambda: self.strategy.fetch(token, drain=drain),
+            fetch,
             self.retry,
             status=self.hooks.status,
             renew=self.hooks.renew_token,
