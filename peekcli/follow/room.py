@@ -8,6 +8,7 @@ become the errors a user can act on (exit 3, 5, 8 with what to do next).
 from __future__ import annotations
 
 import contextlib
+import threading
 import weakref
 from dataclasses import dataclass
 
@@ -26,9 +27,11 @@ from peekcli.errors import (
 from peekcli.follow.follower import Follower
 from peekcli.follow.plan import STREAM_MODES, Delivery, FollowOptions, Hooks, Start, StreamMode
 from peekcli.follow.strategies import (
+    USUAL_TIMEOUT_MS,
     AutoStrategy,
     Chunk,
     EventsStrategy,
+    LongPoll,
     MessagesStrategy,
     NoFallback,
     Strategy,
@@ -38,7 +41,7 @@ from peekcli.follow.strategies import (
 from peekcli.matrix.client import JSON, MatrixClient, server_software
 from peekcli.matrix.events import tombstone_in
 from peekcli.matrix.http import RequestLog
-from peekcli.retry import RetryPolicy, retrying
+from peekcli.retry import Gate, RetryPolicy, retrying
 from peekcli.state import Position
 from peekcli.suggest import peek_command
 
@@ -239,7 +242,9 @@ def first_position(
 def make_strategy(
     session: RoomSession, opts: FollowOptions, mode: StreamMode, hooks: Hooks
 ) -> Strategy:
-    events = EventsStrategy(session.client, session.room_id, opts.timeout_ms)
+    events = EventsStrategy(
+        session.client, session.room_id, opts.timeout_ms, poll=long_poll(session, opts, hooks)
+    )
     messages = MessagesStrategy(session.client, session.room_id, opts.poll_interval)
     if mode == "events":
         return events
@@ -253,6 +258,30 @@ def make_strategy(
         )
 
     return AutoStrategy(events, messages, fell_back)
+
+
+#: Per homeserver (its shared backoff gate), the long-poll timeout its rooms share.
+_long_polls: weakref.WeakKeyDictionary[Gate, LongPoll] = weakref.WeakKeyDictionary()
+_long_polls_guard = threading.Lock()
+
+
+def long_poll(session: RoomSession, opts: FollowOptions, hooks: Hooks) -> LongPoll | None:
+    """The shared timeout of a many-room run whose long-polls are longer than usual."""
+    if not opts.timeout_chosen or opts.timeout_ms <= USUAL_TIMEOUT_MS or session.gate is None:
+        return None
+    homeserver = session.homeserver
+
+    def cut(after: float) -> None:
+        hooks.warn(
+            f"a long-poll to {homeserver} was cut after {after:.0f} s (a proxy's timeout?); "
+            f"asking for {USUAL_TIMEOUT_MS // 1000} s from now on"
+        )
+
+    with _long_polls_guard:
+        poll = _long_polls.get(session.gate)
+        if poll is None:
+            poll = _long_polls[session.gate] = LongPoll(opts.timeout_ms, cut)
+        return poll
 
 
 def _every(opts: FollowOptions) -> str:
