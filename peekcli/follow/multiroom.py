@@ -238,34 +238,44 @@ def follow_rooms(
     queue = iter(live)
     queue_guard = threading.Lock()
 
-    def work() -> None:
-        while not fatal:
-            with queue_guard:
-                job = next(queue, None)
-            if job is None:
-                return
-            try:
-                if start_spread > 0:
-                    retry.pause(retry.jitter(0.0, start_spread))
-                run(job, lock)
-            except PeekError as exc:
-                job.error = exc
-                failed(job, exc)
-            except BaseException as exc:  # a stop seen by this thread, a closed pipe, a bug
-                fatal.append(exc)
-
     workers = len(live) if at_once is None else max(1, min(at_once, len(live)))
+    running = [workers]
+    #: Set when every worker is done, or one met a stop: what the main thread waits for.
+    over = threading.Event()
+
+    def work() -> None:
+        try:
+            while not fatal:
+                with queue_guard:
+                    job = next(queue, None)
+                if job is None:
+                    return
+                try:
+                    if start_spread > 0:
+                        retry.pause(retry.jitter(0.0, start_spread))
+                    run(job, lock)
+                except PeekError as exc:
+                    job.error = exc
+                    failed(job, exc)
+                except BaseException as exc:  # a stop seen by this thread, a closed pipe, a bug
+                    fatal.append(exc)
+                    over.set()
+        finally:
+            with queue_guard:
+                running[0] -= 1
+                if not running[0]:
+                    over.set()
+
     threads = [
         threading.Thread(target=work, name=f"peek room {n}", daemon=True) for n in range(workers)
     ]
     try:
         for thread in threads:
             thread.start()
-        while not fatal:
-            alive = [t for t in threads if t.is_alive()]
-            if not alive:
-                break
-            alive[0].join(0.5)  # a timed join lets the signal handler run promptly
+        # Timed, so the signal handler runs promptly; one event to look at, not a thousand
+        # threads twice a second.
+        while not over.wait(0.5):
+            pass
     except BaseException:
         signals.request_stop()  # a CMD or a backoff in a room thread must not hold the lock
         lock.acquire()  # wait for the chunk being delivered to be saved; never let go
