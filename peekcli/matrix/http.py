@@ -255,6 +255,8 @@ class Http:
         self.session = session if session is not None else new_session()
         self.session.headers["User-Agent"] = f"peek/{__version__}"
         self.log = log
+        #: Per origin: the proxies, CA bundle and stream setting `session.request` would use.
+        self._settings: dict[str, dict[str, Any]] = {}
 
     def send(
         self,
@@ -360,13 +362,12 @@ class Http:
         _current.watch = watch
         watch.start()
         try:
-            resp = self.session.request(
-                "GET",
-                url,
-                headers=headers,
+            prepared, settings = self._prepared(url, headers)
+            resp = self.session.send(
+                prepared,
+                **settings,
                 timeout=(_connect_timeout(url), read_timeout),
                 allow_redirects=False,
-                stream=True,
             )
         except (requests.exceptions.RequestException, OSError) as exc:
             watch.stop()
@@ -380,6 +381,31 @@ class Http:
             _current.watch = None
         self._log("GET", url, resp.status_code, resp.elapsed.total_seconds())
         return resp, watch
+
+    def _prepared(
+        self, url: str, headers: Mapping[str, str]
+    ) -> tuple[requests.PreparedRequest, dict[str, Any]]:
+        """A GET as `session.request` sends it (the session's headers and cookies, the
+        environment's proxies and CA bundle), the environment read once per origin instead of
+        twice per request: a download is one of hundreds, and that reading cost about as much
+        CPU as the rest of requests' work for a file."""
+        merged = requests.structures.CaseInsensitiveDict(self.session.headers)
+        merged.update(headers)
+        prepared = requests.PreparedRequest()
+        prepared.prepare(
+            method="GET",
+            url=url,
+            headers=merged,
+            cookies=self.session.cookies,
+            hooks=self.session.hooks,
+        )
+        parts = urlsplit(prepared.url or url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin not in self._settings:
+            self._settings[origin] = dict(
+                self.session.merge_environment_settings(origin, {}, True, None, None)
+            )
+        return prepared, self._settings[origin]
 
     def _failed(self, method: str, url: str, where: str, exc: BaseException) -> NoReturn:
         try:
