@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
@@ -23,7 +23,8 @@ from peekcli.errors import help_epilog
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from peekcli.export import Progress
+    from peekcli.export.plan import Progress
+    from peekcli.sinks.export_writer import ExportWriter
 
 
 @click.command(epilog=help_epilog("export"))
@@ -118,7 +119,8 @@ def export(room: str, **kw: Any) -> None:
 
 def _export(room: str, kw: dict[str, Any]) -> None:
     from peekcli.connect import ConnectOptions, forbidden, open_room
-    from peekcli.export import ExportJob, ExportRange, parse_when
+    from peekcli.export.job import ExportJob
+    from peekcli.export.plan import ExportRange, parse_when
 
     since = parse_when(kw["since"]) if kw["since"] else None
     until = parse_when(kw["until"], end_of_day=True) if kw["until"] else None
@@ -182,16 +184,20 @@ def _say_what_is_left(job: Any, output_file: Path | None) -> None:
         note(f"export stopped before any page was complete; nothing kept ({part} removed)")
 
 
-def _writer_factory(fmt: str, link: Callable[[str], str | None] | None) -> Callable[[Any], Any]:
-    def make(out: Any) -> Any:
+def _writer_factory(
+    fmt: str, link: Callable[[str], str | None] | None
+) -> Callable[[BinaryIO], ExportWriter]:
+    def make(out: BinaryIO) -> ExportWriter:
         if fmt == "jsonl":
-            from peekcli.export import JsonLinesWriter
+            from peekcli.sinks.jsonl import JsonLinesWriter
 
             return JsonLinesWriter(out)
-        from peekcli.render.exportfmt import HtmlWriter, TextWriter
-
         if fmt == "text":
+            from peekcli.sinks.export_text import TextWriter
+
             return TextWriter(out, media=link)
+        from peekcli.sinks.export_html import HtmlWriter
+
         return HtmlWriter(out, media=link)
 
     return make

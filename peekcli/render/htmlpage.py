@@ -11,8 +11,8 @@ The page is one self-contained file: a `<style>` element and no script (its Cont
 forbids any), images only from the local media folder (`media`: mxc URI → relative URL of its copy,
 or None). Colours are chosen for WCAG AA contrast in the light and the dark scheme
 (`prefers-color-scheme`), the layout wraps at 400 px without sideways scrolling, and print styles
-drop the chrome. Events are streamed: memory holds the folding window, not the history. No I/O
-happens here beyond writing to the given binary stream.
+drop the chrome. Events are streamed: memory holds the folding window, not the history. Pure:
+each call returns the page's next piece of text, which `peekcli.sinks.export_html` writes.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import quote
 
 from peekcli import __version__
@@ -226,17 +226,16 @@ class _Quote:
 
 
 class HtmlPage:
-    """Streams a room's events (oldest first) into one HTML page."""
+    """A room's events (oldest first) as one HTML page: `begin`, `write` and `finish` each return
+    the page's next piece, in order."""
 
     def __init__(
         self,
-        out: BinaryIO,
         *,
         media: MediaMap | None = None,
         tz: dt.tzinfo | None = None,
         window: int = WINDOW,
     ) -> None:
-        self.out = out
         self.media: MediaMap = media or (lambda _url: None)
         self.tz = tz
         self.timeline = Timeline(window=window)
@@ -251,7 +250,7 @@ class HtmlPage:
 
     # -- the page --------------------------------------------------------------------------------
 
-    def begin(self, room_id: str, state: Iterable[Mapping[str, Any]], info: PageInfo) -> None:
+    def begin(self, room_id: str, state: Iterable[Mapping[str, Any]], info: PageInfo) -> str:
         self.room_id = room_id
         facts: dict[str, Mapping[str, Any]] = {}
         for event in state:
@@ -295,7 +294,7 @@ class HtmlPage:
             f"<dt>Exported</dt><dd>{self._stamp(exported, full=True)}{via} by peek</dd>\n"
             "</dl>\n</div>\n</header>\n<main>\n"
         )
-        self.out.write("".join(head).encode("utf-8"))
+        return "".join(head)
 
     def _range(self, info: PageInfo) -> str:
         def when(ms: int | None, fallback: str) -> str:
@@ -312,7 +311,7 @@ class HtmlPage:
         events = f"{info.count} event{'' if info.count == 1 else 's'}"
         return f"{asked}: {events}, {found}"
 
-    def write(self, event: Any) -> None:
+    def write(self, event: Any) -> str:
         parts: list[str] = []
         room = event.get("room_id") if isinstance(event, Mapping) else None
         if isinstance(room, str) and room != self.room:
@@ -326,18 +325,16 @@ class HtmlPage:
         if isinstance(event, Mapping):
             self._learn(event)
         parts.extend(self._entry(e) for e in self.timeline.add(event))
-        if parts:
-            self.out.write("".join(parts).encode("utf-8", "replace"))
+        return "".join(parts)
 
-    def finish(self) -> None:
+    def finish(self) -> str:
         tail = "".join(self._entry(e) for e in self.timeline.finish())
         tail += (
             '</main>\n<footer class="about">Exported by peek. Times are '
             f"{_t(self._zone())}. Links marked with the event's time lead to that event on this "
             "page; “permalink” opens it in a Matrix client.</footer>\n</div>\n</body>\n</html>\n"
         )
-        self.out.write(tail.encode("utf-8", "replace"))
-        self.out.flush()
+        return tail
 
     # -- what is remembered ------------------------------------------------------------------------
 

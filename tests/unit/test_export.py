@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 
 from peekcli.cli import cli
 from peekcli.errors import UsageError
-from peekcli.export import parse_when
+from peekcli.export.plan import parse_when
 from peekcli.render.jsonl import encode_event
 from tests.unit.timelinehs import HS, NEW, OLD, TimelineHS
 

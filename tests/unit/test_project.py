@@ -86,6 +86,10 @@ def test_wheel_holds_the_package_and_no_tests(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "peekcli/cli.py" in names and "peekcli/render/pretty.py" in names
+    # Every module of the package, subpackages included (a subpackage missing from pyproject's
+    # list installs a peek that fails at its first import).
+    modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "peekcli").rglob("*.py")}
+    assert sorted(modules - set(names)) == []
     assert not [n for n in names if n.startswith("tests/") or "/tests/" in n]
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "peek = peekcli.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()

@@ -101,7 +101,7 @@ def test_export_progress_line_survives_an_absurd_server_timestamp(
     # origin_server_ts is any int the server likes; the progress line (stderr on a terminal)
     # turned it into a date and crashed the export with OSError/ValueError/OverflowError.
     from peekcli.commands import export as export_cmd
-    from peekcli.export import Progress
+    from peekcli.export.plan import Progress
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     update, done = export_cmd._progress_display()

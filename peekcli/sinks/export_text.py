@@ -1,41 +1,30 @@
-"""`peek export --format text|html`: the room's history as a file people can read.
+"""`peek export --format text`: the room's history as a text file people can read.
 
-Text feeds each event (oldest first) to the same `PrettyRenderer` `peek watch` uses, so a message
-reads the same in the terminal and in the file: that rendering without colour, wrapped at a fixed
-width with the renderer's hanging indent. HTML is a page of its own (`render.htmlpage`): semantic
-markup, relations folded like a chat client, sanitised like Element, no script. No network I/O
-happens here.
+Each event (oldest first) goes to the same `PrettyRenderer` `peek watch` uses, so a message reads
+the same in the terminal and in the file: that rendering without colour, wrapped at a fixed width
+with the renderer's hanging indent. No network I/O happens here.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import io
-import json
 from collections.abc import Callable
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO
 
 from rich.text import Text
 
 from peekcli.media import media_in
-from peekcli.render.htmlpage import HtmlPage, PageInfo
 from peekcli.render.pretty import PrettyRenderer
 from peekcli.render.sanitize import one_line
 from peekcli.render.terminal import PipeConsole
 from peekcli.render.timeline import Entry, Timeline
+from peekcli.sinks.export_writer import ExportSummary, event_of
 
-#: Columns of the text and HTML renderings (long lines wrap under the message column).
+#: Columns of the text rendering (long lines wrap under the message column).
 WIDTH = 100
 #: Events a relation may come after its target and still fold into it in the text export;
 #: later ones read as notifications ("alice edited a message: …").
 FOLD_WINDOW = 2000
-
-
-def _event(line: bytes) -> Any:
-    try:
-        return json.loads(line)
-    except ValueError:
-        return {"type": "(unreadable event)"}
 
 
 class _RoomBoundary:
@@ -86,11 +75,11 @@ class TextWriter:
         # Relations fold into their targets (edits applied, reactions summed) within a window.
         self.timeline = Timeline(window=FOLD_WINDOW)
 
-    def begin(self, room_id: str, state: list[dict[str, Any]], summary: RangeFacts) -> None:
+    def begin(self, room_id: str, state: list[dict[str, Any]], summary: ExportSummary) -> None:
         self.renderer.learn_state(state)
 
     def write(self, line: bytes) -> None:
-        event = _event(line)
+        event = event_of(line)
         if not isinstance(event, dict):
             self._print(self.renderer.render(event))
             return
@@ -118,46 +107,3 @@ class TextWriter:
         self._release(self.timeline.finish())
         self.stream.flush()
         self.stream.detach()  # the binary stream stays open: it belongs to the caller
-
-
-class RangeFacts(Protocol):
-    """What the export knows of its range when writing starts (`export.ExportSummary`)."""
-
-    homeserver: str
-    since_ms: int | None
-    until_ms: int | None
-    oldest_ms: int | None
-    newest_ms: int | None
-    count: int
-
-
-class HtmlWriter:
-    """One self-contained HTML page (see `render.htmlpage`): semantic, readable, no script."""
-
-    wants_state = True
-
-    def __init__(
-        self,
-        out: BinaryIO,
-        *,
-        media: Callable[[str], str | None] | None = None,
-        tz: dt.tzinfo | None = None,
-    ) -> None:
-        self.page = HtmlPage(out, media=media, tz=tz)
-
-    def begin(self, room_id: str, state: list[dict[str, Any]], summary: RangeFacts) -> None:
-        info = PageInfo(
-            homeserver=summary.homeserver,
-            since_ms=summary.since_ms,
-            until_ms=summary.until_ms,
-            oldest_ms=summary.oldest_ms,
-            newest_ms=summary.newest_ms,
-            count=summary.count,
-        )
-        self.page.begin(room_id, state, info)
-
-    def write(self, line: bytes) -> None:
-        self.page.write(_event(line))
-
-    def finish(self) -> None:
-        self.page.finish()
