@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from peekcli.commands.output import OutputContext
     from peekcli.media import MediaDownloader, MediaReport
 
 
@@ -24,14 +25,19 @@ def max_size(text: str | None) -> int | None:
 
 
 def downloader(
-    session: Any, root: Path, max_bytes: int | None, max_retries: int | None
+    session: Any,
+    root: Path,
+    max_bytes: int | None,
+    max_retries: int | None,
+    ui: OutputContext,
 ) -> MediaDownloader:
     """Media downloads through the room's client: its token, its homeserver, the one retry
-    policy (its status line, a rejected guest renewed once for all the downloads)."""
-    from peekcli.commands.common import clear_status, show_status
-    from peekcli.matrix.http import reply_of
-    from peekcli.media import MediaDownloader, MediaStore, session_fetch
+    policy (its status line, a rejected guest renewed once for all the downloads). Downloads
+    run in threads of their own: their status goes through `ui`, the run's output context."""
+    from peekcli.errors import TokenRejected
+    from peekcli.media import READ_TIMEOUT, MediaDownloader, MediaStore, Response
     from peekcli.retry import RetryPolicy, retrying
+    from peekcli.tokens import is_valid_token
 
     client = session.client
     policy = RetryPolicy(max_retries=max_retries)
@@ -44,17 +50,27 @@ def downloader(
 
     def status(message: str | None) -> None:
         if message is None:
-            clear_status()
+            ui.clear_status()
         else:
-            show_status(f"media: {message}")
+            ui.show_status(f"media: {message}")
+
+    def fetch(url: str, authenticated: bool) -> Response:
+        token = client.token if authenticated else None
+        if token is not None and not is_valid_token(token):  # never put in a header
+            raise TokenRejected(f"the access token for {client.base_url} is unusable", status=401)
+        got = client.http.download(
+            url, where=client.base_url, token=token, read_timeout=READ_TIMEOUT
+        )
+
+        def error() -> None:
+            client.parse(got.reply())
+
+        return Response(got.status, got.headers, got.chunks(), got.close, error)
 
     return MediaDownloader(
         MediaStore(root),
         base_url=client.base_url,
-        token=lambda: client.token,
-        fetch=session_fetch(
-            client.http.session, lambda resp: client.parse(reply_of(resp)), client.base_url
-        ),
+        fetch=fetch,
         retry=lambda call: retrying(call, policy, status=status, renew=renew),
         max_bytes=max_bytes,
     )
