@@ -1,13 +1,16 @@
 """One room, from the right position to the end of the run: the start, the strategy, the loop.
 
 `follow_room` picks where to begin (the saved position, `--from`, or a fresh start through
-initialSync), the strategy that reads the room, and hands both to a `Follower`; refusals
-become the errors a user can act on (exit 3, 5, 8 with what to do next).
+initialSync), the strategy that reads the room, and hands both to a `Follower`; `catch_up` walks a
+replacement room from its start up to its live position. Refusals become the errors a user can
+act on (exit 3, 5, 8 with what to do next). Both say how the run ended as a plain `Ran`: the walk
+over rooms (`upgrades`) never sees the loop.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import weakref
 from dataclasses import dataclass
 
@@ -26,9 +29,13 @@ from peekcli.errors import (
 from peekcli.follow.follower import Follower
 from peekcli.follow.plan import STREAM_MODES, Delivery, FollowOptions, Hooks, Start, StreamMode
 from peekcli.follow.strategies import (
+    USUAL_TIMEOUT_MS,
     AutoStrategy,
+    CatchUpStrategy,
     Chunk,
+    Cursor,
     EventsStrategy,
+    LongPoll,
     MessagesStrategy,
     NoFallback,
     Strategy,
@@ -38,7 +45,7 @@ from peekcli.follow.strategies import (
 from peekcli.matrix.client import JSON, MatrixClient, server_software
 from peekcli.matrix.events import tombstone_in
 from peekcli.matrix.http import RequestLog
-from peekcli.retry import RetryPolicy, retrying
+from peekcli.retry import Gate, RetryPolicy, retrying
 from peekcli.state import Position
 from peekcli.suggest import peek_command
 
@@ -70,6 +77,22 @@ class Replaced:
     new_room: str
 
 
+@dataclass(frozen=True)
+class Ran:
+    """How a room's run ended: what the walk over rooms (peekcli/follow/upgrades.py) needs to
+    know, instead of the loop itself."""
+
+    delivered: int
+    #: --max-events reached: the whole run is over.
+    done: bool
+    #: The replacement room a delivered tombstone named (the run stopped after it), or None.
+    tombstone: str | None
+
+    @classmethod
+    def of(cls, follower: Follower) -> Ran:
+        return cls(follower.delivered, follower.done, follower.tombstone)
+
+
 def announce(delivery: Delivery, start: Start) -> None:
     """Tell the sink's header how the run begins (under the delivery lock, with other rooms)."""
     if delivery.on_start is None:
@@ -99,10 +122,8 @@ def make_follower(
     )
 
 
-def follow_room(
-    session: RoomSession, opts: FollowOptions, delivery: Delivery
-) -> Follower | Replaced:
-    """Deliver the room's events from the right position until done; returns the loop.
+def follow_room(session: RoomSession, opts: FollowOptions, delivery: Delivery) -> Ran | Replaced:
+    """Deliver the room's events from the right position until done; says how it ended.
 
     A fresh start on a room already replaced before the history it would show delivers nothing
     and returns `Replaced` (peekcli/follow/upgrades.py goes on in the new room).
@@ -131,7 +152,7 @@ def follow_room(
         position = Position(opts.from_token, strategy.kind, alias=follower.alias)
         start.resuming = start.from_token = True
     elif saved is not None:
-        position = saved
+        position = follower.written = saved  # already in the store: no need to write it again
         start.resuming = True
     else:
         assert fresh is not None
@@ -143,7 +164,7 @@ def follow_room(
         announce(delivery, start)
         follower.deliver_history(history)
         if follower.done:
-            return follower
+            return Ran.of(follower)
         position = follower.saved or Position(history.end, strategy.kind)
     if start.resuming:
         announce(delivery, start)
@@ -165,7 +186,36 @@ def follow_room(
         ) from None
     except (NotSupported, UnrecognizedError) as exc:
         raise not_supported(session, strategy, exc) from None
-    return follower
+    return Ran.of(follower)
+
+
+def catch_up(session: RoomSession, opts: FollowOptions, delivery: Delivery, saved: Position) -> Ran:
+    """Deliver a replacement room from where its catch-up walk stands (`saved`, kind `catchup`)
+    up to the live position, then save that live position, so `follow_room` goes on from there."""
+    delivery.hooks.renew_token = session.renew
+    strategy = CatchUpStrategy(session.client, session.room_id)
+    follower = make_follower(session, opts, delivery, strategy)
+    try:
+        follower.run(saved, drain=True)
+    except ForbiddenError as exc:
+        raise forbidden(session, exc) from None
+    except InvalidTokenError as exc:
+        raise InvalidTokenError(
+            f"the saved catch-up position for {session.room_id} was refused ({exc.message}); "
+            "start over with --reset",
+            status=exc.status,
+            errcode=exc.errcode,
+        ) from None
+    if follower.done or follower.tombstone is not None:
+        return Ran.of(follower)
+    last = follower.saved or saved
+    cursor = Cursor.decode(last.token)
+    session.store.save(
+        session.homeserver,
+        session.room_id,
+        Position(cursor.to, cursor.live, last_event_id=last.last_event_id),
+    )
+    return Ran.of(follower)
 
 
 # -- stream strategy: which endpoint follows the room ---------------------------------------------
@@ -239,7 +289,9 @@ def first_position(
 def make_strategy(
     session: RoomSession, opts: FollowOptions, mode: StreamMode, hooks: Hooks
 ) -> Strategy:
-    events = EventsStrategy(session.client, session.room_id, opts.timeout_ms)
+    events = EventsStrategy(
+        session.client, session.room_id, opts.timeout_ms, poll=long_poll(session, opts, hooks)
+    )
     messages = MessagesStrategy(session.client, session.room_id, opts.poll_interval)
     if mode == "events":
         return events
@@ -253,6 +305,30 @@ def make_strategy(
         )
 
     return AutoStrategy(events, messages, fell_back)
+
+
+#: Per homeserver (its shared backoff gate), the long-poll timeout its rooms share.
+_long_polls: weakref.WeakKeyDictionary[Gate, LongPoll] = weakref.WeakKeyDictionary()
+_long_polls_guard = threading.Lock()
+
+
+def long_poll(session: RoomSession, opts: FollowOptions, hooks: Hooks) -> LongPoll | None:
+    """The shared timeout of a many-room run whose long-polls are longer than usual."""
+    if not opts.timeout_chosen or opts.timeout_ms <= USUAL_TIMEOUT_MS or session.gate is None:
+        return None
+    homeserver = session.homeserver
+
+    def cut(after: float) -> None:
+        hooks.warn(
+            f"a long-poll to {homeserver} was cut after {after:.0f} s (a proxy's timeout?); "
+            f"asking for {USUAL_TIMEOUT_MS // 1000} s from now on"
+        )
+
+    with _long_polls_guard:
+        poll = _long_polls.get(session.gate)
+        if poll is None:
+            poll = _long_polls[session.gate] = LongPoll(opts.timeout_ms, cut)
+        return poll
 
 
 def _every(opts: FollowOptions) -> str:
