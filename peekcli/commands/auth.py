@@ -30,6 +30,7 @@ from peekcli.errors import help_epilog
 
 if TYPE_CHECKING:
     from peekcli.auth import LoginResult
+    from peekcli.connect import Server
     from peekcli.matrix.oauth import DeviceAuthorization
     from peekcli.state import CredentialStore
 
@@ -106,11 +107,9 @@ def login(
     def run() -> None:
         from peekcli import auth
         from peekcli.errors import PeekError
-        from peekcli.matrix.client import MatrixClient
 
-        hs = _find_homeserver(given, state_file, required=True)
-        creds = _creds(state_file)
-        client = MatrixClient(hs, log=output.current().request_log)
+        server = _open_server(given, state_file)
+        hs, creds, client = server.homeserver, server.creds, server.client
         if token is not None:
             result = auth.login_with_token(client, creds, token)
             _report_login(result)
@@ -175,14 +174,12 @@ def whoami(
 
         from peekcli import auth
         from peekcli.errors import PeekError
-        from peekcli.matrix.client import MatrixClient
 
-        creds = _creds(state_file)
-        targets = _targets(given, state_file, creds)
+        targets = _targets(given, state_file)
         failure: PeekError | None = None
-        for hs in targets:
+        for server in targets:
             try:
-                me = auth.whoami(MatrixClient(hs, log=output.current().request_log), creds)
+                me = auth.whoami(server.client, server.creds)
             except PeekError as exc:
                 if len(targets) == 1:
                     raise
@@ -240,17 +237,14 @@ def logout(
     def run() -> None:
         from peekcli import auth
         from peekcli.errors import NetworkError
-        from peekcli.matrix.client import MatrixClient
 
-        creds = _creds(state_file)
-        targets = _targets(given, state_file, creds)
+        targets = _targets(given, state_file)
         if len(targets) > 1:
-            fail_usage(f"logged in to several servers ({', '.join(targets)}): name one")
-        hs = targets[0]
+            names = ", ".join(server.homeserver for server in targets)
+            fail_usage(f"logged in to several servers ({names}): name one")
+        hs, creds, client = targets[0].homeserver, targets[0].creds, targets[0].client
         try:
-            result = auth.logout(
-                MatrixClient(hs, log=output.current().request_log), creds, local_only=local
-            )
+            result = auth.logout(client, creds, local_only=local)
         except NetworkError as exc:
             raise NetworkError(
                 f"{exc.message}; the login was kept (`peek logout --local` forgets it anyway)"
@@ -270,49 +264,48 @@ def logout(
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def _creds(state_file: Path | None) -> CredentialStore:
+def _open_server(given: str | None, state_file: Path | None) -> Server:
+    """HOMESERVER (or PEEK_HOMESERVER / the config) through `connect.open_server`, like every
+    command: a server name is discovered the same way `watch` does, so the login is found again
+    under the same key. The config's token is not used: these commands are about the login."""
+    from peekcli.connect import ConnectOptions, effective, open_server
+
+    if not effective(given, None)[0]:
+        fail_usage("name the HOMESERVER (or set PEEK_HOMESERVER)")
+    return open_server(
+        ConnectOptions(given, None, state_file),
+        discover_given=True,
+        log=output.current().request_log,
+    )
+
+
+def _targets(given: str | None, state_file: Path | None) -> list[Server]:
+    """The homeservers a whoami/logout is about: the one named, else every stored login."""
+    from peekcli.auth import not_logged_in, short_hs
+    from peekcli.connect import effective
+    from peekcli.errors import TokenRejected
+
+    logins = _credentials(state_file).logins()
+    if given:
+        # A stored login matches what was typed without a network round trip.
+        typed = given.rstrip("/")
+        named = next((hs for hs in logins if typed in (hs, short_hs(hs))), None)
+        server = _open_server(named or given, state_file)
+        if server.homeserver not in logins:
+            raise not_logged_in(server.homeserver)
+        return [server]
+    if not logins:
+        if effective(None, None)[0]:
+            raise not_logged_in(_open_server(None, state_file).homeserver)
+        raise TokenRejected("not logged in anywhere; run `peek login HOMESERVER`", status=401)
+    return [_open_server(hs, state_file) for hs in logins]
+
+
+def _credentials(state_file: Path | None) -> CredentialStore:
+    """The credentials file beside the state file (the stored logins are listed from it)."""
     from peekcli.state import CredentialStore, credentials_path_for, default_state_path
 
     return CredentialStore(credentials_path_for(state_file or default_state_path()))
-
-
-def _find_homeserver(given: str | None, state_file: Path | None, *, required: bool) -> str:
-    """The client API URL for HOMESERVER (or PEEK_HOMESERVER / the config), discovered from a
-    server name the same way `watch` does, so the login is found again under the same key."""
-    from peekcli.connect import effective, homeserver_url
-    from peekcli.state import StateStore, default_state_path
-
-    text, _ = effective(given, None)
-    if not text:
-        if required:
-            fail_usage("name the HOMESERVER (or set PEEK_HOMESERVER)")
-        return ""
-    store = StateStore(state_file or default_state_path())
-    return homeserver_url(text, discover_name=True, store=store)
-
-
-def _targets(given: str | None, state_file: Path | None, creds: CredentialStore) -> list[str]:
-    """The homeservers a whoami/logout is about: the one named, else every stored login."""
-    from peekcli.auth import not_logged_in, short_hs
-    from peekcli.errors import TokenRejected
-
-    logins = creds.logins()
-    text = given
-    if text:
-        # A stored login matches what was typed without a network round trip.
-        for hs in logins:
-            if text.rstrip("/") in (hs, short_hs(hs)):
-                return [hs]
-        hs = _find_homeserver(text, state_file, required=True)
-        if hs not in logins:
-            raise not_logged_in(hs)
-        return [hs]
-    if not logins:
-        config_hs = _find_homeserver(None, state_file, required=False)
-        if config_hs and config_hs not in logins:
-            raise not_logged_in(config_hs)
-        raise TokenRejected("not logged in anywhere; run `peek login HOMESERVER`", status=401)
-    return list(logins)
 
 
 def _read_secret() -> str:

@@ -10,6 +10,8 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from peekcli.commands import output
+from peekcli.commands.output import safe as safe  # re-exported: the commands print through it
 from peekcli.errors import EXIT_ERROR, EXIT_PIPE, EXIT_SIGINT, PeekError, Stopped
 
 FC = TypeVar("FC", bound=Callable[..., object])
@@ -142,64 +144,24 @@ def _state_file_folder(ctx: click.Context, param: click.Parameter, value: Any) -
     return value
 
 
-def safe(text: str) -> str:
-    from peekcli.render.sanitize import one_line
-
-    return one_line(text, 500)
-
-
 def note(message: str) -> None:
-    """A notice or warning on stderr; silenced by `peek -q`."""
-    from peekcli.commands import output
-
-    if not output.current().quiet:
-        error(message)
+    """A notice or warning on stderr; silenced by `peek -q` (main thread: see `output`)."""
+    output.current().note(message)
 
 
 def error(message: str) -> None:
     """The one line an error gets on stderr (never silenced)."""
-    clear_status()
-    sys.stderr.write(f"peek: {safe(message)}\n")
-    sys.stderr.flush()
-
-
-#: True while a status line sits on a terminal's stderr without its newline.
-_status_shown = False
+    output.current().error(message)
 
 
 def show_status(message: str) -> None:
-    """A passing state ("connection lost, retrying…"): on a terminal one line rewritten in
-    place, so a long outage does not scroll; elsewhere (logs, pipes) a plain line each time."""
-    global _status_shown
-    from peekcli.commands import output
-
-    if output.current().quiet:
-        return
-    line = f"peek: {safe(message)}"
-    if not sys.stderr.isatty():
-        sys.stderr.write(line + "\n")
-    else:
-        try:
-            width = os.get_terminal_size(sys.stderr.fileno()).columns - 1
-        except (OSError, ValueError):
-            width = 0
-        if width > 20 and len(line) > width:
-            line = line[: width - 1] + "…"  # a wrapped line could not be erased in place
-        sys.stderr.write(f"\r\x1b[K{line}")
-        _status_shown = True
-    sys.stderr.flush()
+    """A passing state, on one line rewritten in place on a terminal (`OutputContext`)."""
+    output.current().show_status(message)
 
 
 def clear_status() -> None:
     """Erase a status line left on the terminal (before any other line, and at exit)."""
-    global _status_shown
-    if _status_shown:
-        _status_shown = False
-        try:
-            sys.stderr.write("\r\x1b[K")
-            sys.stderr.flush()
-        except (OSError, ValueError):
-            pass
+    output.current().clear_status()
 
 
 def fail_usage(message: str) -> NoReturn:

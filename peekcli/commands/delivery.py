@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from peekcli.commands.common import MAX_SECONDS, Seconds, fail_usage, note
+from peekcli.commands.common import MAX_SECONDS, Seconds, fail_usage
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from peekcli.sinks import Sink
     from peekcli.sinks.exec import ExecPolicy, ExecSink
 
@@ -109,9 +111,9 @@ def exec_policy(kw: dict[str, Any]) -> ExecPolicy | None:
     )
 
 
-def exec_sink(policy: ExecPolicy, inner: Sink | None) -> ExecSink:
+def exec_sink(policy: ExecPolicy, inner: Sink | None, warn: Callable[[str], None]) -> ExecSink:
     """The --exec command sink, passing events on to `inner` (--json) once CMD took them."""
     from peekcli.sinks.exec import ExecSink
 
     out = sys.stdout if policy.output == "stdout" else sys.stderr
-    return ExecSink(policy, inner=inner, out=out, warn=note)
+    return ExecSink(policy, inner=inner, out=out, warn=warn)

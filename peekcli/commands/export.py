@@ -151,7 +151,9 @@ def _export(room: str, kw: dict[str, Any]) -> None:
     )
     link = None
     if kw["media_dir"] is not None:
-        job.media = media.downloader(session, kw["media_dir"], max_bytes, kw["max_retries"])
+        job.media = media.downloader(
+            session, kw["media_dir"], max_bytes, kw["max_retries"], output.current()
+        )
         page_dir = kw["output_file"].parent if kw["output_file"] is not None else Path.cwd()
         link = job.media.store.linker(page_dir)
     from peekcli.errors import ForbiddenError

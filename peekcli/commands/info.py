@@ -20,7 +20,8 @@ from peekcli.commands.common import (
 from peekcli.errors import help_epilog
 
 if TYPE_CHECKING:
-    from peekcli.probe import DoctorReport, RoomReport
+    from peekcli.probe.doctor import DoctorReport
+    from peekcli.probe.info import RoomReport
 
 
 def _common(f: Any) -> Any:
@@ -62,7 +63,7 @@ def _info(
     room: str, *, homeserver: str | None, token: str | None, state_file: Path | None, as_json: bool
 ) -> None:
     from peekcli.commands import output
-    from peekcli.probe import room_info
+    from peekcli.probe.info import room_info
 
     report = room_info(
         room,
@@ -174,7 +175,7 @@ def _doctor(
     as_json: bool,
 ) -> None:
     from peekcli.commands import output
-    from peekcli.probe import doctor
+    from peekcli.probe.doctor import doctor
 
     report = doctor(
         homeserver,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from peekcli.commands.output import OutputContext
     from peekcli.media import MediaDownloader, MediaReport
 
 
@@ -24,11 +25,15 @@ def max_size(text: str | None) -> int | None:
 
 
 def downloader(
-    session: Any, root: Path, max_bytes: int | None, max_retries: int | None
+    session: Any,
+    root: Path,
+    max_bytes: int | None,
+    max_retries: int | None,
+    ui: OutputContext,
 ) -> MediaDownloader:
     """Media downloads through the room's client: its token, its homeserver, the one retry
-    policy (its status line, a rejected guest renewed once for all the downloads)."""
-    from peekcli.commands.common import clear_status, show_status
+    policy (its status line, a rejected guest renewed once for all the downloads). Downloads
+    run in threads of their own: their status goes through `ui`, the run's output context."""
     from peekcli.errors import TokenRejected
     from peekcli.media import READ_TIMEOUT, MediaDownloader, MediaStore, Response
     from peekcli.retry import RetryPolicy, retrying
@@ -45,9 +50,9 @@ def downloader(
 
     def status(message: str | None) -> None:
         if message is None:
-            clear_status()
+            ui.clear_status()
         else:
-            show_status(f"media: {message}")
+            ui.show_status(f"media: {message}")
 
     checked: set[str] = set()  # a token is checked once, not once per file
 

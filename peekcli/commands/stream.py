@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,8 +17,6 @@ from peekcli.commands.common import (
     fail_usage,
     guarded,
     homeserver_option,
-    note,
-    show_status,
     state_file_option,
     token_option,
 )
@@ -348,6 +346,9 @@ class Output:
     media_dir: Path | None = None
     media_max_bytes: int | None = None
     media_retries: int = 5
+    #: The run's -v/-q settings and stderr, taken in the main thread: rooms run in threads of
+    #: their own, where click's context (`output.current()`) is not.
+    ui: output.OutputContext = field(default_factory=output.current)
 
 
 def _follow_one(
@@ -370,8 +371,8 @@ def _follow_one(
             room,
             where,
             opts,
-            _hooks(label),
-            log=output.current().request_log,
+            _hooks(out.ui, label),
+            log=out.ui.request_log,
             token_homeserver=token_home,
         )
     plan = _delivery(out, session, label, lock, defer_header=opts.drain)
@@ -380,7 +381,7 @@ def _follow_one(
         session.homeserver,
         session.room_id,
         wait=opts.wait,
-        on_wait=lambda: note(f"waiting for another peek following {session.room_id}…"),
+        on_wait=lambda: out.ui.note(f"waiting for another peek following {session.room_id}…"),
     ):
         follow(session, opts, plan)
 
@@ -398,17 +399,19 @@ def _delivery(
 
     sink, on_start = _make_sink(out, room_label=label, session=session, defer_header=defer_header)
     if out.exec_policy is not None:
-        sink = delivery.exec_sink(out.exec_policy, sink if out.as_json else None)
+        sink = delivery.exec_sink(out.exec_policy, sink if out.as_json else None, out.ui.note)
         on_start = None
     if out.media_dir is not None:
         from peekcli.commands import media
         from peekcli.sinks.media import MediaSink
 
-        saver = media.downloader(session, out.media_dir, out.media_max_bytes, out.media_retries)
-        sink = MediaSink(sink, saver, note)
+        saver = media.downloader(
+            session, out.media_dir, out.media_max_bytes, out.media_retries, out.ui
+        )
+        sink = MediaSink(sink, saver, out.ui.note)
     return Delivery(
         sink=sink,
-        hooks=_hooks(label),
+        hooks=_hooks(out.ui, label),
         accept=out.accept,
         include_ephemeral=out.include_ephemeral,
         lock=lock,
@@ -434,7 +437,6 @@ def _follow_rooms(
     """
     import threading
 
-    from peekcli.commands.common import error
     from peekcli.follow.multiroom import (
         DRAIN_AT_ONCE,
         RoomJob,
@@ -447,14 +449,12 @@ def _follow_rooms(
 
     def failed(job: RoomJob, exc: Exception) -> None:
         message = str(exc)
-        error(message if job.arg in message else f"{job.arg}: {message}")
+        out.ui.error(message if job.arg in message else f"{job.arg}: {message}")
         if started:
             count(job)
 
     started = False
-    jobs = open_rooms(
-        rooms, where, opts, log=output.current().request_log, failed=failed, notice=note
-    )
+    jobs = open_rooms(rooms, where, opts, log=out.ui.request_log, failed=failed, notice=out.ui.note)
     pending = {id(job) for job in jobs if job.session is not None and job.error is None}
     guard = threading.Lock()
 
@@ -466,11 +466,11 @@ def _follow_rooms(
             pending.discard(id(job))
             last = not pending
         if last and many and not opts.drain:
-            note(summary(jobs, drain=False))
+            out.ui.note(summary(jobs, drain=False))
 
     started = True
     if not pending and many and not opts.drain:
-        note(summary(jobs, drain=False))
+        out.ui.note(summary(jobs, drain=False))
     follow_rooms(
         jobs,
         lambda job, lock: _follow_one(
@@ -490,7 +490,7 @@ def _follow_rooms(
         start_spread=0.0 if opts.drain else spread_for(len(pending)),
     )
     if many and opts.drain:
-        note(summary(jobs, drain=True))
+        out.ui.note(summary(jobs, drain=True))
     code = exit_code(jobs)
     if code:
         sys.exit(code)
@@ -560,7 +560,7 @@ def _make_sink(
     return sink, on_start
 
 
-def _hooks(label: str | None = None) -> Hooks:
+def _hooks(ui: output.OutputContext, label: str | None = None) -> Hooks:
     """Status lines and warnings on stderr, marked with the room's label when there are several."""
     from peekcli.follow.plan import Hooks
 
@@ -571,13 +571,13 @@ def _hooks(label: str | None = None) -> Hooks:
         nonlocal outage
         if message is None:
             if outage:
-                note("connection restored")  # erases the status line first
+                ui.note("connection restored")  # erases the status line first
             outage = False
             return
         outage = True
-        show_status(message if label is None else f"{label}: {message}")
+        ui.show_status(message if label is None else f"{label}: {message}")
 
     def warn(message: str) -> None:
-        note(message if label is None else f"{label}: {message}")
+        ui.note(message if label is None else f"{label}: {message}")
 
     return Hooks(status=status, warn=warn)

@@ -1,8 +1,10 @@
 """One room, from the right position to the end of the run: the start, the strategy, the loop.
 
 `follow_room` picks where to begin (the saved position, `--from`, or a fresh start through
-initialSync), the strategy that reads the room, and hands both to a `Follower`; refusals
-become the errors a user can act on (exit 3, 5, 8 with what to do next).
+initialSync), the strategy that reads the room, and hands both to a `Follower`; `catch_up` walks a
+replacement room from its start up to its live position. Refusals become the errors a user can
+act on (exit 3, 5, 8 with what to do next). Both say how the run ended as a plain `Ran`: the walk
+over rooms (`upgrades`) never sees the loop.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from peekcli.follow.follower import Follower
 from peekcli.follow.plan import STREAM_MODES, Delivery, FollowOptions, Hooks, Start, StreamMode
 from peekcli.follow.strategies import (
     AutoStrategy,
+    CatchUpStrategy,
     Chunk,
+    Cursor,
     EventsStrategy,
     MessagesStrategy,
     NoFallback,
@@ -70,6 +74,22 @@ class Replaced:
     new_room: str
 
 
+@dataclass(frozen=True)
+class Ran:
+    """How a room's run ended: what the walk over rooms (peekcli/follow/upgrades.py) needs to
+    know, instead of the loop itself."""
+
+    delivered: int
+    #: --max-events reached: the whole run is over.
+    done: bool
+    #: The replacement room a delivered tombstone named (the run stopped after it), or None.
+    tombstone: str | None
+
+    @classmethod
+    def of(cls, follower: Follower) -> Ran:
+        return cls(follower.delivered, follower.done, follower.tombstone)
+
+
 def announce(delivery: Delivery, start: Start) -> None:
     """Tell the sink's header how the run begins (under the delivery lock, with other rooms)."""
     if delivery.on_start is None:
@@ -99,10 +119,8 @@ def make_follower(
     )
 
 
-def follow_room(
-    session: RoomSession, opts: FollowOptions, delivery: Delivery
-) -> Follower | Replaced:
-    """Deliver the room's events from the right position until done; returns the loop.
+def follow_room(session: RoomSession, opts: FollowOptions, delivery: Delivery) -> Ran | Replaced:
+    """Deliver the room's events from the right position until done; says how it ended.
 
     A fresh start on a room already replaced before the history it would show delivers nothing
     and returns `Replaced` (peekcli/follow/upgrades.py goes on in the new room).
@@ -143,7 +161,7 @@ def follow_room(
         announce(delivery, start)
         follower.deliver_history(history)
         if follower.done:
-            return follower
+            return Ran.of(follower)
         position = follower.saved or Position(history.end, strategy.kind)
     if start.resuming:
         announce(delivery, start)
@@ -165,7 +183,36 @@ def follow_room(
         ) from None
     except (NotSupported, UnrecognizedError) as exc:
         raise not_supported(session, strategy, exc) from None
-    return follower
+    return Ran.of(follower)
+
+
+def catch_up(session: RoomSession, opts: FollowOptions, delivery: Delivery, saved: Position) -> Ran:
+    """Deliver a replacement room from where its catch-up walk stands (`saved`, kind `catchup`)
+    up to the live position, then save that live position, so `follow_room` goes on from there."""
+    delivery.hooks.renew_token = session.renew
+    strategy = CatchUpStrategy(session.client, session.room_id)
+    follower = make_follower(session, opts, delivery, strategy)
+    try:
+        follower.run(saved, drain=True)
+    except ForbiddenError as exc:
+        raise forbidden(session, exc) from None
+    except InvalidTokenError as exc:
+        raise InvalidTokenError(
+            f"the saved catch-up position for {session.room_id} was refused ({exc.message}); "
+            "start over with --reset",
+            status=exc.status,
+            errcode=exc.errcode,
+        ) from None
+    if follower.done or follower.tombstone is not None:
+        return Ran.of(follower)
+    last = follower.saved or saved
+    cursor = Cursor.decode(last.token)
+    session.store.save(
+        session.homeserver,
+        session.room_id,
+        Position(cursor.to, cursor.live, last_event_id=last.last_event_id),
+    )
+    return Ran.of(follower)
 
 
 # -- stream strategy: which endpoint follows the room ---------------------------------------------

@@ -24,26 +24,21 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
-from peekcli.connect import RoomSession, forbidden
-from peekcli.errors import ForbiddenError, InvalidTokenError
+from peekcli.connect import RoomSession
 from peekcli.follow.plan import Delivery, FollowOptions, Hooks, Start
 from peekcli.follow.room import (
     Replaced,
     announce,
+    catch_up,
     first_position,
     follow_room,
-    make_follower,
     stream_mode,
 )
-from peekcli.follow.strategies import CATCHUP, CatchUpStrategy, Cursor
+from peekcli.follow.strategies import CATCHUP, Cursor
 from peekcli.matrix.ids import RoomRef, is_room_id
 from peekcli.state import Position, StateStore
 from peekcli.suggest import peek_command
-
-if TYPE_CHECKING:
-    from peekcli.follow.follower import Follower
 
 #: Key in a saved position: the room that replaced this one (set when the tombstone was passed).
 MARKER = "replaced_by"
@@ -144,7 +139,7 @@ def follow(session: RoomSession, opts: FollowOptions, delivery: Delivery) -> int
                         start = Start(room, current.ref, current.identity, resuming=True)
                         announce(replace(delivery, on_start=first_start), start)
                         first_start = None
-                    walk = _catch_up(current, sub, delivery, saved)
+                    walk = catch_up(current, sub, delivery, saved)
                     delivered += walk.delivered
                     if walk.done:
                         return delivered
@@ -182,34 +177,3 @@ def _begin_at_start(session: RoomSession, opts: FollowOptions, hooks: Hooks) -> 
     live = "messages" if mode == "messages" else "events"
     cursor = Cursor(to=chunk.end, live=live)
     session.store.save(session.homeserver, session.room_id, Position(cursor.encode(), CATCHUP))
-
-
-def _catch_up(
-    session: RoomSession, opts: FollowOptions, delivery: Delivery, saved: Position
-) -> Follower:
-    """Deliver the room from where its catch-up walk stands up to the live position, then save
-    that live position, so the usual loop goes on from there."""
-    delivery.hooks.renew_token = session.renew
-    strategy = CatchUpStrategy(session.client, session.room_id)
-    follower = make_follower(session, opts, delivery, strategy)
-    try:
-        follower.run(saved, drain=True)
-    except ForbiddenError as exc:
-        raise forbidden(session, exc) from None
-    except InvalidTokenError as exc:
-        raise InvalidTokenError(
-            f"the saved catch-up position for {session.room_id} was refused ({exc.message}); "
-            "start over with --reset",
-            status=exc.status,
-            errcode=exc.errcode,
-        ) from None
-    if follower.done or follower.tombstone is not None:
-        return follower
-    last = follower.saved or saved
-    cursor = Cursor.decode(last.token)
-    session.store.save(
-        session.homeserver,
-        session.room_id,
-        Position(cursor.to, cursor.live, last_event_id=last.last_event_id),
-    )
-    return follower

@@ -383,6 +383,22 @@ def test_token_login_is_checked_with_whoami_then_stored(
     assert stored(state_file)["login"]["access_token"] == "acc-1"
 
 
+def test_verbose_login_logs_the_discovery_of_a_server_name_too(
+    ahs: AuthHomeserver, peek, state_file: Path
+) -> None:
+    """`-v` logs every request: login found its homeserver without the request log (it did not
+    open the server through `connect.open_server` like every other command)."""
+    well_known = "https://hs.test/.well-known/matrix/client"
+    ahs.rsps.add(responses.GET, well_known, json={"m.homeserver": {"base_url": HS}})
+    ahs.issue("@bob:hs.test", "ELSEWHERE")
+    result = peek(
+        "-v", "login", "hs.test", "--token", "-", "--state-file", str(state_file), input="acc-1\n"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert f"peek: GET {well_known} → 200" in result.stderr
+    assert stored(state_file)["login"]["user_id"] == "@bob:hs.test"
+
+
 def test_new_password_login_ends_the_session_it_replaces(
     ahs: AuthHomeserver, peek, state_file: Path
 ) -> None:

@@ -132,6 +132,22 @@ def test_watch_follows_every_room_listed_in_a_file(
     }
 
 
+def test_quiet_silences_the_room_threads_too(
+    server: ManyRooms, state_file: Path, tmp_path: Path
+) -> None:
+    """`-q` is the run's setting, not the main thread's: the summary line, said by the room that
+    goes live last in its own thread, was printed under `-q` all the same."""
+    listing = tmp_path / "rooms.txt"
+    listing.write_text("".join(f"{room(n)}\n" for n in range(3)))
+    args = ["watch", "--rooms-from", str(listing), "--json", "--history", "0", "--max-events", "1"]
+    result = CliRunner().invoke(
+        cli, ["-q", *args, "-s", HS, "--state-file", str(state_file)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.stderr
+    assert len(lines(result)) == 3
+    assert result.stderr == ""
+
+
 def test_rooms_from_stdin_together_with_room_arguments(server: ManyRooms, state_file: Path) -> None:
     result = run(
         state_file, "snapshot", room(0), "--rooms-from", "-", "--json", "--history", "0",

@@ -31,7 +31,7 @@ def test_doctor_table_shows_a_discovered_url_literally_never_as_rich_markup(
     # The homeserver URL can come from a server's .well-known (its path is kept): a str title
     # would be parsed as markup, and `[link=…]` writes an OSC 8 escape to the terminal.
     from peekcli.commands.info import _doctor_table
-    from peekcli.probe import DoctorReport
+    from peekcli.probe.doctor import DoctorReport
 
     monkeypatch.setenv("FORCE_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "200")
