@@ -8,8 +8,9 @@ and, since authenticated media (spec v1.11), need a token to fetch. `--media DIR
   does not have) are named in the report, never fetched.
 - How: `GET /_matrix/client/v1/media/download/{server}/{id}` with the watcher's own token (a
   guest's too), the legacy unauthenticated `/_matrix/media/v3/download` only when the server has
-  no v1 (`M_UNRECOGNIZED`/404/405). Redirects are followed by hand: the token goes only to the
-  homeserver's own origin, never to another host.
+  no v1 (`M_UNRECOGNIZED`/404/405), all through the transport's `Http.download`, which
+  follows redirects by hand: the token goes only to the homeserver's own origin, never to
+  another host.
 - Where: `DIR/<server>/<media_id>`, both validated (no path can leave DIR), written through a
   `.part` file renamed into place with the umask's mode, so a second run skips what it has and an
   interrupted download never looks complete.
@@ -29,7 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote
 
 from peekcli.errors import NetworkError, PeekError, UnrecognizedError
 
@@ -37,9 +38,8 @@ Kind = Literal["image", "video", "audio", "file", "sticker", "thumbnail", "inlin
 
 #: Downloads running at once: enough to hide latency, few enough to be polite to a server.
 WORKERS = 4
-CHUNK = 256 * 1024
+#: Seconds a download waits for its reply, and for each chunk of its body after that.
 READ_TIMEOUT = 60.0
-MAX_REDIRECTS = 5
 V1 = "/_matrix/client/v1/media/download"
 LEGACY = "/_matrix/media/v3/download"
 
@@ -182,10 +182,6 @@ class TooBig(Exception):
     """The file is over the size cap (declared, announced or read)."""
 
 
-#: Sends one GET (no redirects followed) and returns (status, headers, body chunks, close).
-Fetch = Callable[[str, dict[str, str]], "Response"]
-
-
 @dataclass
 class Response:
     """The part of an HTTP reply a download needs, independent of the HTTP library."""
@@ -197,22 +193,8 @@ class Response:
     error: Callable[[], None]  # raises the PeekError matching a non-2xx reply
 
 
-def same_origin(a: str, b: str) -> bool:
-    """Scheme, host and port equal (default ports filled in): where a token may go."""
-    pa, pb = urlsplit(a), urlsplit(b)
-    default = {"http": 80, "https": 443}
-
-    def port(p: Any) -> int | None:
-        try:
-            return p.port or default.get(p.scheme)
-        except ValueError:
-            return None
-
-    return (pa.scheme, (pa.hostname or "").lower(), port(pa)) == (
-        pb.scheme,
-        (pb.hostname or "").lower(),
-        port(pb),
-    )
+#: GETs a URL, with the watcher's token or without (`authenticated`), redirects followed.
+Fetch = Callable[[str, bool], Response]
 
 
 class MediaDownloader:
@@ -223,7 +205,6 @@ class MediaDownloader:
         store: MediaStore,
         *,
         base_url: str,
-        token: Callable[[], str | None],
         fetch: Fetch,
         retry: Callable[[Callable[[], int]], int],
         max_bytes: int | None = None,
@@ -231,7 +212,6 @@ class MediaDownloader:
     ) -> None:
         self.store = store
         self.base_url = base_url.rstrip("/")
-        self.token = token
         self.fetch = fetch
         self.retry = retry
         self.max_bytes = max_bytes
@@ -320,30 +300,14 @@ class MediaDownloader:
     def _get(self, item: MediaItem, url: str, *, authenticated: bool) -> int:
         target = self.store.path(item.url)
         assert target is not None
-        for _ in range(MAX_REDIRECTS + 1):
-            headers: dict[str, str] = {}
-            token = self.token() if authenticated else None
-            if token and same_origin(url, self.base_url):
-                headers["Authorization"] = f"Bearer {token}"
-            response = self.fetch(url, headers)
-            try:
-                if response.status in (301, 302, 303, 307, 308):
-                    location = response.headers.get("Location")
-                    if not location:
-                        raise NetworkError(f"{self.base_url} sent a redirect without a Location")
-                    url = urljoin(url, location)
-                    if urlsplit(url).scheme not in ("http", "https"):
-                        raise NetworkError(f"{self.base_url} redirected a download off the web")
-                    continue
-                if response.status == 404 and not authenticated:
-                    response.error()
-                if not 200 <= response.status < 300:
-                    response.error()
-                    raise NetworkError(f"{self.base_url} answered HTTP {response.status}")
-                return self._save(item, target, response)
-            finally:
-                response.close()
-        raise NetworkError(f"{self.base_url} redirected a download more than {MAX_REDIRECTS} times")
+        response = self.fetch(url, authenticated)
+        try:
+            if not 200 <= response.status < 300:
+                response.error()
+                raise NetworkError(f"{self.base_url} answered HTTP {response.status}")
+            return self._save(item, target, response)
+        finally:
+            response.close()
 
     def _save(self, item: MediaItem, target: Path, response: Response) -> int:
         cap = self.max_bytes
@@ -377,37 +341,3 @@ def parse_size(text: str) -> int:
         raise ValueError(f"cannot read {text!r} as a size: give bytes or 500k, 20M, 1G")
     factor = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[match.group(2).lower()]
     return int(float(match.group(1)) * factor)
-
-
-def session_fetch(session: Any, parse_error: Callable[[Any], Any], base_url: str) -> Fetch:
-    """A `Fetch` over the client's HTTP session: one streamed GET, redirects not followed.
-
-    Transport failures (requests' exceptions are OSErrors) become `NetworkError`, so the retry
-    policy treats a dropped download like a dropped long-poll; an error reply is parsed by the
-    client (`parse_error`), giving the same typed errors (429 → RateLimited with Retry-After).
-    """
-
-    def chunks(resp: Any) -> Iterable[bytes]:
-        try:
-            yield from resp.iter_content(CHUNK)
-        except OSError as exc:
-            raise NetworkError(f"the download from {base_url} broke off ({exc})") from None
-
-    def fetch(url: str, headers: dict[str, str]) -> Response:
-        try:
-            resp = session.get(
-                url,
-                headers=headers,
-                stream=True,
-                allow_redirects=False,
-                timeout=(10.0, READ_TIMEOUT),
-            )
-        except OSError as exc:
-            raise NetworkError(f"cannot reach {base_url} ({type(exc).__name__})") from None
-
-        def error() -> None:
-            parse_error(resp)
-
-        return Response(resp.status_code, resp.headers, chunks(resp), resp.close, error)
-
-    return fetch

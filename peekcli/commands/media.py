@@ -34,9 +34,10 @@ def downloader(
     """Media downloads through the room's client: its token, its homeserver, the one retry
     policy (its status line, a rejected guest renewed once for all the downloads). Downloads
     run in threads of their own: their status goes through `ui`, the run's output context."""
-    from peekcli.matrix.http import reply_of
-    from peekcli.media import MediaDownloader, MediaStore, session_fetch
+    from peekcli.errors import TokenRejected
+    from peekcli.media import READ_TIMEOUT, MediaDownloader, MediaStore, Response
     from peekcli.retry import RetryPolicy, retrying
+    from peekcli.tokens import is_valid_token
 
     client = session.client
     policy = RetryPolicy(max_retries=max_retries)
@@ -53,13 +54,23 @@ def downloader(
         else:
             ui.show_status(f"media: {message}")
 
+    def fetch(url: str, authenticated: bool) -> Response:
+        token = client.token if authenticated else None
+        if token is not None and not is_valid_token(token):  # never put in a header
+            raise TokenRejected(f"the access token for {client.base_url} is unusable", status=401)
+        got = client.http.download(
+            url, where=client.base_url, token=token, read_timeout=READ_TIMEOUT
+        )
+
+        def error() -> None:
+            client.parse(got.reply())
+
+        return Response(got.status, got.headers, got.chunks(), got.close, error)
+
     return MediaDownloader(
         MediaStore(root),
         base_url=client.base_url,
-        token=lambda: client.token,
-        fetch=session_fetch(
-            client.http.session, lambda resp: client.parse(reply_of(resp)), client.base_url
-        ),
+        fetch=fetch,
         retry=lambda call: retrying(call, policy, status=status, renew=renew),
         max_bytes=max_bytes,
     )

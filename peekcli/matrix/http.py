@@ -15,10 +15,11 @@ import json as jsonlib
 import math
 import socket
 import threading
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, NoReturn
+from urllib.parse import urljoin, urlsplit
 
 import requests
 import requests.adapters
@@ -45,6 +46,13 @@ MAX_REPLY_BYTES = 80 * 1024 * 1024
 #: a server trickles.
 REPLY_MARGIN = 10.0
 _CHUNK = 64 * 1024
+#: A download's body is read in chunks of this size, and each must come within the exchange's
+#: time (read timeout + REPLY_MARGIN): a file may take as long as it keeps coming, a server
+#: trickling it slower than that is cut off.
+DOWNLOAD_CHUNK = 256 * 1024
+#: Redirects one download follows (by hand: the token goes only to the homeserver).
+MAX_REDIRECTS = 5
+_REDIRECTS = (301, 302, 303, 307, 308)
 
 
 # -- bounded exchanges --------------------------------------------------------------------------
@@ -56,14 +64,37 @@ _CHUNK = 64 * 1024
 
 
 class _Watch:
-    """The sockets one exchange uses, shut down when its deadline passes."""
+    """The sockets one exchange uses, shut down when its deadline passes.
+
+    `extend` moves the deadline without a thread of its own: the timer, when it fires early,
+    sleeps again for what is left (a download re-arms it at each chunk)."""
 
     def __init__(self, seconds: float) -> None:
+        self.seconds = min(seconds, 86400.0)
+        self.deadline = time.monotonic() + self.seconds
         self.expired = False
+        self.stopped = False
         self.sockets: list[socket.socket] = []
         self.lock = threading.Lock()
-        self.timer = threading.Timer(min(seconds, 86400.0), self._expire)
-        self.timer.daemon = True
+        self.timer = self._timer(self.seconds)
+
+    def _timer(self, seconds: float) -> threading.Timer:
+        timer = threading.Timer(seconds, self._expire)
+        timer.daemon = True
+        return timer
+
+    def start(self) -> None:
+        self.timer.start()
+
+    def extend(self) -> None:
+        """The full time again from now (a float store: no lock needed)."""
+        self.deadline = time.monotonic() + self.seconds
+
+    def stop(self) -> None:
+        """Before the connection goes back to the pool: an expiry after this touches nothing."""
+        with self.lock:
+            self.stopped = True
+            self.timer.cancel()
 
     def add(self, sock: socket.socket | None) -> None:
         if sock is None:
@@ -75,6 +106,13 @@ class _Watch:
 
     def _expire(self) -> None:
         with self.lock:
+            if self.stopped:
+                return
+            left = self.deadline - time.monotonic()
+            if left > 0:
+                self.timer = self._timer(left)
+                self.timer.start()
+                return
             self.expired = True
             for sock in self.sockets:
                 _shut(sock)
@@ -217,6 +255,8 @@ class Http:
         self.session = session if session is not None else new_session()
         self.session.headers["User-Agent"] = f"peek/{__version__}"
         self.log = log
+        #: Per origin: the proxies, CA bundle and stream setting `session.request` would use.
+        self._settings: dict[str, dict[str, Any]] = {}
 
     def send(
         self,
@@ -239,7 +279,7 @@ class Http:
         connect = connect_timeout or _connect_timeout(url)
         watch = _Watch(read_timeout + REPLY_MARGIN)
         _current.watch = watch
-        watch.timer.start()
+        watch.start()
         resp: requests.Response | None = None
         try:
             resp = self.session.request(
@@ -269,7 +309,7 @@ class Http:
                 f"{where} took longer than {read_timeout + REPLY_MARGIN:g} s to answer"
             ) from None
         finally:
-            watch.timer.cancel()
+            watch.stop()
             _current.watch = None
             if resp is not None:
                 resp.close()
@@ -280,7 +320,94 @@ class Http:
             raise NetworkError(f"{where} sent an unreadable reply ({exc.message})") from None
         return Reply(resp.status_code, data, resp.reason or "", resp.headers, not content)
 
-    def _failed(self, method: str, url: str, where: str, exc: BaseException) -> Reply:
+    def download(
+        self,
+        url: str,
+        *,
+        where: str,
+        token: str | None = None,
+        read_timeout: float = 60.0,
+        max_redirects: int = MAX_REDIRECTS,
+    ) -> Download:
+        """GET `url` for a body read in chunks (a media file); no answer → `NetworkError`.
+
+        Redirects are followed here, by hand: the token (`Authorization: Bearer`) goes only to
+        `url`'s own origin, never to another host a redirect names. A redirect off http(s), or
+        more than `max_redirects`, is a `NetworkError`; any other status is the caller's (its
+        body through `Download.reply`). Bounded like `send`: the headers within `read_timeout`
+        + REPLY_MARGIN, then each DOWNLOAD_CHUNK of the body within that time again."""
+        hop = url
+        for _ in range(max_redirects + 1):
+            headers = (
+                {"Authorization": f"Bearer {token}"} if token and same_origin(hop, url) else {}
+            )
+            resp, watch = self._open(hop, where, headers, read_timeout)
+            if resp.status_code not in _REDIRECTS:
+                return Download(resp, watch, where)
+            watch.stop()
+            resp.close()
+            location = resp.headers.get("Location")
+            if not location:
+                raise NetworkError(f"{where} sent a redirect without a Location")
+            hop = urljoin(hop, location)
+            if urlsplit(hop).scheme not in ("http", "https"):
+                raise NetworkError(f"{where} redirected a download off the web")
+        raise NetworkError(f"{where} redirected a download more than {max_redirects} times")
+
+    def _open(
+        self, url: str, where: str, headers: dict[str, str], read_timeout: float
+    ) -> tuple[requests.Response, _Watch]:
+        """One streamed GET up to its headers, its watch still running for the body."""
+        watch = _Watch(read_timeout + REPLY_MARGIN)
+        _current.watch = watch
+        watch.start()
+        try:
+            prepared, settings = self._prepared(url, headers)
+            resp = self.session.send(
+                prepared,
+                **settings,
+                timeout=(_connect_timeout(url), read_timeout),
+                allow_redirects=False,
+            )
+        except (requests.exceptions.RequestException, OSError) as exc:
+            watch.stop()
+            if not watch.expired or isinstance(
+                exc, requests.exceptions.InvalidURL | requests.exceptions.MissingSchema
+            ):
+                self._failed("GET", url, where, exc)
+            self._log("GET", url, None)
+            raise NetworkError(f"{where} took longer than {watch.seconds:g} s to answer") from None
+        finally:
+            _current.watch = None
+        self._log("GET", url, resp.status_code, resp.elapsed.total_seconds())
+        return resp, watch
+
+    def _prepared(
+        self, url: str, headers: Mapping[str, str]
+    ) -> tuple[requests.PreparedRequest, dict[str, Any]]:
+        """A GET as `session.request` sends it (the session's headers and cookies, the
+        environment's proxies and CA bundle), the environment read once per origin instead of
+        twice per request: a download is one of hundreds, and that reading cost about as much
+        CPU as the rest of requests' work for a file."""
+        merged = requests.structures.CaseInsensitiveDict(self.session.headers)
+        merged.update(headers)
+        prepared = requests.PreparedRequest()
+        prepared.prepare(
+            method="GET",
+            url=url,
+            headers=merged,
+            cookies=self.session.cookies,
+            hooks=self.session.hooks,
+        )
+        parts = urlsplit(prepared.url or url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin not in self._settings:
+            self._settings[origin] = dict(
+                self.session.merge_environment_settings(origin, {}, True, None, None)
+            )
+        return prepared, self._settings[origin]
+
+    def _failed(self, method: str, url: str, where: str, exc: BaseException) -> NoReturn:
         try:
             raise exc
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as exc:
@@ -306,15 +433,78 @@ class Http:
             self.log(method, url.split("?", 1)[0], status, elapsed)
 
 
-def reply_of(resp: requests.Response) -> Reply:
-    """A `Reply` from a streamed response of this transport's session (a download's error
-    reply): its body read here, capped, and parsed like any other."""
-    try:
-        content = capped_body(resp, resp.url or "the server")
-    except (requests.exceptions.RequestException, OSError) as exc:
-        raise NetworkError(f"the reply broke off ({type(exc).__name__})") from None
-    return Reply(
-        resp.status_code, parse_json(content), resp.reason or "", resp.headers, not content
+class Download:
+    """A reply whose body the caller reads in chunks, on a kept-alive connection of the
+    session: `close` gives the connection back, or drops it when the body was not read whole."""
+
+    def __init__(self, resp: requests.Response, watch: _Watch, where: str) -> None:
+        self.status: int = resp.status_code
+        self.headers: Mapping[str, str] = resp.headers
+        self._resp = resp
+        self._watch = watch
+        self._where = where
+
+    def chunks(self) -> Iterator[bytes]:
+        """The body, decoded, in chunks of at most DOWNLOAD_CHUNK; each must come within the
+        exchange's time, and a connection that breaks off (or is cut off) is a `NetworkError`,
+        never a short body taken for the whole."""
+        try:
+            for chunk in self._resp.iter_content(DOWNLOAD_CHUNK):
+                self._watch.extend()
+                yield chunk
+                self._watch.extend()  # the caller's time with the chunk is not the server's
+        except (requests.exceptions.RequestException, OSError) as exc:
+            raise self._broke(exc) from None
+        if self._watch.expired:
+            raise self._broke(None)
+
+    def reply(self) -> Reply:
+        """The body read whole (capped: an error reply is small) and parsed like `send`'s."""
+        try:
+            content = capped_body(self._resp, self._where)
+        except (requests.exceptions.RequestException, OSError) as exc:
+            raise self._broke(exc) from None
+        if self._watch.expired:
+            raise self._broke(None)
+        resp = self._resp
+        return Reply(
+            resp.status_code, parse_json(content), resp.reason or "", resp.headers, not content
+        )
+
+    def close(self) -> None:
+        self._watch.stop()  # first: an expiry must never shut a socket back in the pool
+        self._resp.close()
+
+    def __enter__(self) -> Download:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _broke(self, exc: BaseException | None) -> NetworkError:
+        if self._watch.expired:
+            return NetworkError(
+                f"{self._where} sent the download too slowly "
+                f"(under {DOWNLOAD_CHUNK // 1024} KiB in {self._watch.seconds:g} s)"
+            )
+        return NetworkError(f"the download from {self._where} broke off ({type(exc).__name__})")
+
+
+def same_origin(a: str, b: str) -> bool:
+    """Scheme, host and port equal (default ports filled in): where a token may go."""
+    pa, pb = urlsplit(a), urlsplit(b)
+    default = {"http": 80, "https": 443}
+
+    def port(p: Any) -> int | None:
+        try:
+            return p.port or default.get(p.scheme)
+        except ValueError:
+            return None
+
+    return (pa.scheme, (pa.hostname or "").lower(), port(pa)) == (
+        pb.scheme,
+        (pb.hostname or "").lower(),
+        port(pb),
     )
 
 

@@ -46,25 +46,28 @@ class Sizes:
 
 
 FULL = Sizes()
+#: The smoke run (tests/bench/test_bench_smoke.py, part of the default test run): every section
+#: runs end to end and reports its figures, at the smallest sizes that still exercise each path
+#: (a page boundary of the server's default page size, more rooms than the "few" baseline).
 QUICK = Sizes(
-    startup_runs=3,
-    latency_messages=8,
-    backlog_events=250,
+    startup_runs=1,
+    latency_messages=3,
+    backlog_events=30,
     backlog_runs=1,
-    render_recorded=40,
-    render_events=400,
+    render_recorded=20,
+    render_events=100,
     render_runs=1,
-    memory_events=3_000,
-    idle_seconds=1.5,
-    export_events=150,
+    memory_events=1_000,
+    idle_seconds=0.5,
+    export_events=30,
     export_runs=1,
     senders=2,
-    rooms_many=12,
-    rooms_few=3,
-    rooms_messages=12,
-    rooms_latency=3,
-    rooms_snapshot=6,
-    media_files=4,
+    rooms_many=4,
+    rooms_few=2,
+    rooms_messages=4,
+    rooms_latency=2,
+    rooms_snapshot=2,
+    media_files=2,
     media_bytes=4096,
     media_runs=1,
 )

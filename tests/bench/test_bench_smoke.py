@@ -59,7 +59,7 @@ def test_quick_benchmark_reports_every_figure() -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,  # the rooms section creates a dozen rooms: slow on a loaded machine
+        timeout=300,  # ~30 s on an idle 2-core machine; far more under load
     )
     out = proc.stdout
     assert proc.returncode in (0, 1), proc.stderr[-3000:]

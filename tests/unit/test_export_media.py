@@ -7,6 +7,7 @@ import json
 import re
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,11 @@ import pytest
 import responses
 from click.testing import CliRunner, Result
 
+from peekcli import media as media_module
 from peekcli import retry
 from peekcli.cli import cli
+from peekcli.matrix import http
+from tests.unit import hostilehs
 from tests.unit.timelinehs import HS, OLD, TimelineHS
 
 V1 = re.compile(re.escape(HS) + r"/_matrix/client/v1/media/download/([^/]+)/([^/?]+)$")
@@ -331,3 +335,69 @@ def test_video_posters_show_inline_and_files_are_download_links(
     assert '<a href="m/hs.test/vid" download="clip.mp4">clip.mp4</a>' in doc
     assert "(video/mp4, 3 B)" in doc
     assert '<a href="m/hs.test/song" download="song.ogg">song.ogg</a>' in doc
+
+
+# -- bounded downloads, against a real server on loopback ------------------------------------------
+
+MEDIA_PATH = r"/_matrix/client/v1/media/download/hs\.test/[A-Za-z0-9]+"
+
+
+def _file_event(media_id: str) -> dict[str, Any]:
+    event = hostilehs.message(1)
+    event["content"] = {"msgtype": "m.file", "body": "f.bin", "url": f"mxc://hs.test/{media_id}"}
+    return event
+
+
+def _chunks(n: int, size: int, every: float) -> hostilehs.Behaviour:
+    """`n` pieces of `size` bytes, one every `every` seconds: slow, but coming."""
+
+    def run(h: hostilehs.Handler, params: dict[str, str]) -> None:
+        h.head(200, {"Content-Type": "application/octet-stream", "Content-Length": str(n * size)})
+        for _ in range(n):
+            time.sleep(every)  # the server's pace is what is tested
+            h.wfile.write(b"x" * size)
+            h.wfile.flush()
+
+    return run
+
+
+@pytest.fixture
+def one_second_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each 256 KiB of a download must come within 1 s (instead of 60 s + 10 s)."""
+    monkeypatch.setattr(media_module, "READ_TIMEOUT", 0.5)
+    monkeypatch.setattr(http, "REPLY_MARGIN", 0.5)
+
+
+def test_a_trickled_download_is_cut_off_and_reported_not_waited_for(
+    hostile: hostilehs.HostileServer, peek: Any, tmp_path: Path, one_second_chunks: None
+) -> None:
+    hostile.history = [_file_event("slow1")]
+    hostile.on("GET", MEDIA_PATH, hostilehs.trickle(b"x", per_second=50))
+    started = time.monotonic()
+    result = peek(
+        "export", hostile.room, "-s", hostile.url, "--media", str(tmp_path / "m"),
+        "--max-retries", "0",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert time.monotonic() - started < 8
+    assert (
+        f"1 download(s) failed: mxc://hs.test/slow1: {hostile.url} sent the download too slowly "
+        "(under 256 KiB in 1 s)" in result.stderr
+    )
+    assert not (tmp_path / "m").exists() or list((tmp_path / "m").rglob("*")) == [
+        tmp_path / "m/hs.test"
+    ]  # neither the file nor a .part
+
+
+def test_a_large_file_that_keeps_coming_is_not_cut_off(
+    hostile: hostilehs.HostileServer, peek: Any, tmp_path: Path, one_second_chunks: None
+) -> None:
+    hostile.history = [_file_event("big1")]
+    hostile.on("GET", MEDIA_PATH, _chunks(8, 256 * 1024, 0.25))  # 2 s in all, 256 KiB each 0.25 s
+    result = peek(
+        "export", hostile.room, "-s", hostile.url, "--media", str(tmp_path / "m"),
+        "--max-retries", "0",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "1 downloaded (2.0 MiB)" in result.stderr
+    assert (tmp_path / "m/hs.test/big1").read_bytes() == b"x" * (8 * 256 * 1024)
