@@ -54,10 +54,16 @@ def downloader(
         else:
             ui.show_status(f"media: {message}")
 
+    checked: set[str] = set()  # a token is checked once, not once per file
+
     def fetch(url: str, authenticated: bool) -> Response:
         token = client.token if authenticated else None
-        if token is not None and not is_valid_token(token):  # never put in a header
-            raise TokenRejected(f"the access token for {client.base_url} is unusable", status=401)
+        if token is not None and token not in checked:
+            if not is_valid_token(token):  # never put in a header
+                raise TokenRejected(
+                    f"the access token for {client.base_url} is unusable", status=401
+                )
+            checked.add(token)
         got = client.http.download(
             url, where=client.base_url, token=token, read_timeout=READ_TIMEOUT
         )

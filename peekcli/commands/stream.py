@@ -158,10 +158,10 @@ def stream_options(f: Any) -> Any:
     "--timeout",
     "timeout_ms",
     type=Count(min=0, max=int(MAX_SECONDS * 1000)),  # beyond it socket timeouts overflow
-    default=30_000,
-    show_default=True,
+    default=None,
     metavar="MS",
-    help="Long-poll timeout asked of the server, in milliseconds.",
+    help="Long-poll timeout asked of the server, in milliseconds [default: 30000; with 60 "
+    "rooms or more, 500 per room, at most 900000, back to 30000 if a proxy cuts polls short].",
 )
 @click.option(
     "--poll-interval",
@@ -243,6 +243,7 @@ def _guest_mode(guest: bool | None) -> GuestMode:
 def _run(rooms: tuple[str, ...], kw: dict[str, Any], *, drain: bool) -> None:
     from peekcli.connect import ConnectOptions
     from peekcli.filters import build_filter
+    from peekcli.follow.multiroom import long_poll_ms
     from peekcli.follow.plan import FollowOptions
 
     if kw["ephemeral"] and not kw["as_json"]:
@@ -273,7 +274,8 @@ def _run(rooms: tuple[str, ...], kw: dict[str, Any], *, drain: bool) -> None:
         history=kw["history"],
         from_token=kw["from_token"],
         reset=kw["reset"],
-        timeout_ms=kw.get("timeout_ms", 0),
+        timeout_ms=long_poll_ms(len(rooms), kw.get("timeout_ms")),
+        timeout_chosen=kw.get("timeout_ms") is None,
         max_events=kw["max_events"],
         drain=drain,
         wait=not kw["no_wait"],

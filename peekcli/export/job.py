@@ -14,7 +14,7 @@ import contextlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Literal
 
@@ -63,8 +63,18 @@ class ExportJob:
     media_report: MediaReport | None = None
     #: After a failed `-o` export: whether FILE.part was kept for --resume or removed.
     left_behind: Literal["resumable", "removed"] | None = None
+    #: Events whose media this run's walk queued (fewer than the spill holds after --resume).
+    _media_fed: int = field(default=0, init=False, repr=False)
 
     def run(self, make_writer: Callable[[BinaryIO], ExportWriter]) -> None:
+        try:
+            self._run(make_writer)
+        except BaseException:
+            if self.media is not None:
+                self.media.abort()  # downloads started during the walk stop with it
+            raise
+
+    def _run(self, make_writer: Callable[[BinaryIO], ExportWriter]) -> None:
         if self.output is None:
             assert self.stdout is not None
             self._to_stream(make_writer, self.stdout)
@@ -156,6 +166,8 @@ class ExportJob:
             renew_token=self.renew_token,
             max_retries=self.max_retries,
         )
+        if self.media is not None:
+            walk.on_page = self._media_of_page
         try:
             walk.run()
         finally:
@@ -190,14 +202,23 @@ class ExportJob:
                 self.progress(Progress(self.written, None, state.room_id, "writing"))
         writer.finish()
 
+    def _media_of_page(self, events: list[JSON]) -> None:
+        """A page just walked: its files start downloading now, while the next page is asked
+        for, instead of after the whole walk."""
+        assert self.media is not None
+        for event in events:
+            self.media.add(media_in(event))
+        self._media_fed += len(events)
+
     def _save_media(
         self, state: ExportState, spill: Spill, room_state: list[JSON], media: MediaDownloader
     ) -> None:
         """Every file the events point at, before the page that shows them is written (a page
-        links only to what is on disk). The spill is read once more: it is local and fast."""
-        try:
-            for event in room_state:
-                media.add(media_in(event))
+        links only to what is on disk). The walk queued its pages' files as it went; the spill is
+        read again only for events an earlier, resumed run walked."""
+        for event in room_state:
+            media.add(media_in(event))
+        if self._media_fed < state.count:
             for count, line in enumerate(spill.lines(), 1):
                 try:
                     media.add(media_in(json.loads(line)))
@@ -205,10 +226,8 @@ class ExportJob:
                     continue
                 if count % 500 == 0:
                     self.progress(Progress(count, None, state.room_id, "media"))
-            self.media_report = media.close()
-        except BaseException:
-            media.abort()
-            raise
+        self.progress(Progress(state.count, None, state.room_id, "media"))
+        self.media_report = media.close()
 
 
 def _newest_ts(spill: Spill) -> int | None:

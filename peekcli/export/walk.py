@@ -35,6 +35,9 @@ class Walk:
     spill: Spill
     commit: Callable[[ExportState], None] = ignore
     progress: Callable[[Progress], None] = ignore
+    #: Each page's kept events once they are in the spill (newest first): `--media` starts
+    #: their downloads while the walk goes on.
+    on_page: Callable[[list[JSON]], None] = ignore
     warn: Callable[[str], None] = ignore
     renew_token: Callable[[], bool] = lambda: False
     max_retries: int = 5
@@ -120,6 +123,8 @@ class Walk:
             else:
                 walk.token = end
             self._commit()
+        if kept:
+            self.on_page(kept)
         self.progress(Progress(state.count, state.oldest_ts, walk.room_id, "fetching"))
 
     def _jump(self, walk: RoomWalk, until_ms: int) -> None:

@@ -54,6 +54,8 @@ class Follower:
     clock: Callable[[], float] = time.monotonic
     delivered: int = 0
     saved: Position | None = None
+    #: The position this run last wrote to the store (`saved`, unless it came from elsewhere).
+    written: Position | None = None
     #: The replacement room, once a delivered chunk held a tombstone naming one: `run` stops
     #: after that chunk and every later save records it (see peekcli/follow/upgrades.py).
     tombstone: str | None = None
@@ -99,10 +101,20 @@ class Follower:
     def _fetch(self, token: str, *, drain: bool) -> Chunk:
         """The chunk after `token`, retried as `retrying` says; never moves the position.
 
-        Every retry asks for the same `token`, so no failure can skip an event.
+        Every retry asks for the same `token`, so no failure can skip an event. A retry asks
+        without waiting (as a drain does): after an outage, with many rooms on the server, the
+        room that probes it tells the others at once that it is back, rather than at the end of
+        a long-poll while they all wait (peekcli/retry.py `Gate`).
         """
+        tries = 0
+
+        def fetch() -> Chunk:
+            nonlocal tries
+            tries += 1
+            return self.strategy.fetch(token, drain=drain or tries > 1)
+
         return retrying(
-            lambda: self.strategy.fetch(token, drain=drain),
+            fetch,
             self.retry,
             status=self.hooks.status,
             renew=self.hooks.renew_token,
@@ -185,12 +197,31 @@ class Follower:
                 else:
                     self._save_partial(chunk, last_id)
             raise
-        self._save(Position(chunk.end, self.strategy.kind, last_id, self.alias))
+        if chunk.events or not self._unmoved(chunk):
+            self._save(Position(chunk.end, self.strategy.kind, last_id, self.alias))
         # Only now: a reader that left after the flush may have read the batch (head -n 3), so
         # its position is saved first; raising before the save would hand it over again.
         if self.sink.reader_gone():
             raise BrokenPipeError(errno.EPIPE, "the reader closed the pipe")
         return len(events)
+
+    def _unmoved(self, chunk: Chunk) -> bool:
+        """An empty long-poll reply leaves the saved position as good as its new `end`.
+
+        Nothing of this room lies between the two tokens, so resuming from either delivers the
+        same events. Not saving it spares a write (and an fsync) per idle reply: with a
+        thousand rooms, that was most of what an idle run cost. A position not in the store
+        yet (`--from`), a partial one, or one of another endpoint is saved.
+        """
+        saved = self.saved
+        return (
+            chunk.start is not None
+            and saved is not None
+            and saved is self.written
+            and not saved.partial
+            and saved.kind == self.strategy.kind
+            and self.tombstone is None
+        )
 
     def _save_partial(self, chunk: Chunk, last_id: str | None) -> None:
         if chunk.start is None:
@@ -207,4 +238,4 @@ class Follower:
             position.extra["replaced_by"] = self.tombstone
         with signals.deferred():
             self.store.save(self.homeserver, self.room_id, position)
-            self.saved = position
+            self.saved = self.written = position

@@ -28,6 +28,7 @@ from peekcli import retry, signals
 from peekcli.connect import ConnectOptions, RoomSession, Shared, open_room
 from peekcli.errors import NetworkError, PeekError
 from peekcli.follow.plan import FollowOptions
+from peekcli.follow.strategies import USUAL_TIMEOUT_MS
 from peekcli.matrix.http import RequestLog
 from peekcli.matrix.ids import parse_room
 
@@ -149,6 +150,23 @@ def _open_side_by_side(
         pool.shutdown(wait=False, cancel_futures=True)  # a stop (Ctrl-C) does not wait for them
 
 
+#: Idle long-poll replies per second a run aims at across all its rooms, once that needs
+#: polls longer than the usual 30 s: each reply costs peek ~2 ms of CPU (requests' share of
+#: it alone is over 1 ms), so a thousand rooms at 30 s cost 5–9 % of a core doing nothing.
+IDLE_REPLIES_PER_SECOND = 2.0
+#: ...but no long-poll asks for more than this.
+LONGEST_POLL_MS = 900_000
+
+
+def long_poll_ms(rooms: int, asked: int | None) -> int:
+    """The long-poll timeout: `--timeout` when given, else 30 s, or longer with many rooms
+    (60 rooms and more: 500 ms per room, so 1,000 rooms poll for 500 s; at most 15 min)."""
+    if asked is not None:
+        return asked
+    per_rooms = int(rooms * 1000 / IDLE_REPLIES_PER_SECOND)
+    return max(USUAL_TIMEOUT_MS, min(per_rooms, LONGEST_POLL_MS))
+
+
 def spread_for(rooms: int) -> float:
     """Seconds over which many rooms spread their long-poll starts, and their resumption after
     an outage: a few rooms start at once, a thousand over 2 s."""
@@ -220,34 +238,44 @@ def follow_rooms(
     queue = iter(live)
     queue_guard = threading.Lock()
 
-    def work() -> None:
-        while not fatal:
-            with queue_guard:
-                job = next(queue, None)
-            if job is None:
-                return
-            try:
-                if start_spread > 0:
-                    retry.pause(retry.jitter(0.0, start_spread))
-                run(job, lock)
-            except PeekError as exc:
-                job.error = exc
-                failed(job, exc)
-            except BaseException as exc:  # a stop seen by this thread, a closed pipe, a bug
-                fatal.append(exc)
-
     workers = len(live) if at_once is None else max(1, min(at_once, len(live)))
+    running = [workers]
+    #: Set when every worker is done, or one met a stop: what the main thread waits for.
+    over = threading.Event()
+
+    def work() -> None:
+        try:
+            while not fatal:
+                with queue_guard:
+                    job = next(queue, None)
+                if job is None:
+                    return
+                try:
+                    if start_spread > 0:
+                        retry.pause(retry.jitter(0.0, start_spread))
+                    run(job, lock)
+                except PeekError as exc:
+                    job.error = exc
+                    failed(job, exc)
+                except BaseException as exc:  # a stop seen by this thread, a closed pipe, a bug
+                    fatal.append(exc)
+                    over.set()
+        finally:
+            with queue_guard:
+                running[0] -= 1
+                if not running[0]:
+                    over.set()
+
     threads = [
         threading.Thread(target=work, name=f"peek room {n}", daemon=True) for n in range(workers)
     ]
     try:
         for thread in threads:
             thread.start()
-        while not fatal:
-            alive = [t for t in threads if t.is_alive()]
-            if not alive:
-                break
-            alive[0].join(0.5)  # a timed join lets the signal handler run promptly
+        # Timed, so the signal handler runs promptly; one event to look at, not a thousand
+        # threads twice a second.
+        while not over.wait(0.5):
+            pass
     except BaseException:
         signals.request_stop()  # a CMD or a backoff in a room thread must not hold the lock
         lock.acquire()  # wait for the chunk being delivered to be saved; never let go

@@ -31,6 +31,9 @@ class FollowOptions:
     from_token: str | None = None
     reset: bool = False
     timeout_ms: int = 30_000
+    #: The timeout is peek's choice for many rooms (no --timeout): a poll cut short by something
+    #: between peek and the server brings it back to the usual 30 s (peekcli/follow/strategies.py).
+    timeout_chosen: bool = False
     max_events: int | None = None
     #: snapshot: read what is there, then stop (requests retried quickly).
     drain: bool = False

@@ -10,6 +10,7 @@ over rooms (`upgrades`) never sees the loop.
 from __future__ import annotations
 
 import contextlib
+import threading
 import weakref
 from dataclasses import dataclass
 
@@ -28,11 +29,13 @@ from peekcli.errors import (
 from peekcli.follow.follower import Follower
 from peekcli.follow.plan import STREAM_MODES, Delivery, FollowOptions, Hooks, Start, StreamMode
 from peekcli.follow.strategies import (
+    USUAL_TIMEOUT_MS,
     AutoStrategy,
     CatchUpStrategy,
     Chunk,
     Cursor,
     EventsStrategy,
+    LongPoll,
     MessagesStrategy,
     NoFallback,
     Strategy,
@@ -42,7 +45,7 @@ from peekcli.follow.strategies import (
 from peekcli.matrix.client import JSON, MatrixClient, server_software
 from peekcli.matrix.events import tombstone_in
 from peekcli.matrix.http import RequestLog
-from peekcli.retry import RetryPolicy, retrying
+from peekcli.retry import Gate, RetryPolicy, retrying
 from peekcli.state import Position
 from peekcli.suggest import peek_command
 
@@ -149,7 +152,7 @@ def follow_room(session: RoomSession, opts: FollowOptions, delivery: Delivery) -
         position = Position(opts.from_token, strategy.kind, alias=follower.alias)
         start.resuming = start.from_token = True
     elif saved is not None:
-        position = saved
+        position = follower.written = saved  # already in the store: no need to write it again
         start.resuming = True
     else:
         assert fresh is not None
@@ -286,7 +289,9 @@ def first_position(
 def make_strategy(
     session: RoomSession, opts: FollowOptions, mode: StreamMode, hooks: Hooks
 ) -> Strategy:
-    events = EventsStrategy(session.client, session.room_id, opts.timeout_ms)
+    events = EventsStrategy(
+        session.client, session.room_id, opts.timeout_ms, poll=long_poll(session, opts, hooks)
+    )
     messages = MessagesStrategy(session.client, session.room_id, opts.poll_interval)
     if mode == "events":
         return events
@@ -300,6 +305,30 @@ def make_strategy(
         )
 
     return AutoStrategy(events, messages, fell_back)
+
+
+#: Per homeserver (its shared backoff gate), the long-poll timeout its rooms share.
+_long_polls: weakref.WeakKeyDictionary[Gate, LongPoll] = weakref.WeakKeyDictionary()
+_long_polls_guard = threading.Lock()
+
+
+def long_poll(session: RoomSession, opts: FollowOptions, hooks: Hooks) -> LongPoll | None:
+    """The shared timeout of a many-room run whose long-polls are longer than usual."""
+    if not opts.timeout_chosen or opts.timeout_ms <= USUAL_TIMEOUT_MS or session.gate is None:
+        return None
+    homeserver = session.homeserver
+
+    def cut(after: float) -> None:
+        hooks.warn(
+            f"a long-poll to {homeserver} was cut after {after:.0f} s (a proxy's timeout?); "
+            f"asking for {USUAL_TIMEOUT_MS // 1000} s from now on"
+        )
+
+    with _long_polls_guard:
+        poll = _long_polls.get(session.gate)
+        if poll is None:
+            poll = _long_polls[session.gate] = LongPoll(opts.timeout_ms, cut)
+        return poll
 
 
 def _every(opts: FollowOptions) -> str:

@@ -9,6 +9,7 @@ the follower (peekcli/follow/follower.py) owns "write, flush, save".
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -32,6 +33,38 @@ from peekcli.matrix.events import room_events
 BATCH_LIMIT = 1000
 #: The longest we let a long-poll's read timeout stretch past the asked timeout, in seconds.
 MAX_READ_MARGIN = 240.0
+
+
+#: The long-poll most clients ask for (Element's /sync): what proxies in front of homeservers
+#: are set up to let through (nginx cuts at 60 s by default, Cloudflare at 100 s).
+USUAL_TIMEOUT_MS = 30_000
+
+
+class LongPoll:
+    """The timeout the long-polls of one homeserver ask for, shared by a run's rooms there.
+
+    Following many rooms, peek asks for longer polls than usual (fewer idle replies). Something
+    between peek and the server may cut such a poll short (a proxy's read timeout, answered
+    with a 502/504/524 or a closed connection): the first poll cut after at least the usual
+    30 s, but well before its own timeout, brings every room of the server back to 30 s, and
+    `on_cut` says so once.
+    """
+
+    def __init__(self, ms: int, on_cut: Callable[[float], None] | None = None) -> None:
+        self.ms = ms
+        self.on_cut = on_cut
+        self._lock = threading.Lock()
+
+    def cut(self, asked_ms: int, after: float) -> None:
+        """A poll that asked for `asked_ms` failed `after` seconds."""
+        if asked_ms <= USUAL_TIMEOUT_MS or not USUAL_TIMEOUT_MS <= after * 1000 < 0.9 * asked_ms:
+            return
+        with self._lock:
+            if self.ms <= USUAL_TIMEOUT_MS:
+                return
+            self.ms = USUAL_TIMEOUT_MS
+        if self.on_cut is not None:
+            self.on_cut(after)
 
 
 @dataclass
@@ -63,11 +96,14 @@ class EventsStrategy:
         room_id: str,
         timeout_ms: int,
         clock: Callable[[], float] = time.monotonic,
+        poll: LongPoll | None = None,
     ) -> None:
         self.client = client
         self.room_id = room_id
         self.timeout_ms = timeout_ms
         self.clock = clock
+        #: Shared with the run's other rooms on this server: its timeout replaces `timeout_ms`.
+        self.poll = poll
         #: Seconds we wait beyond the asked timeout; grows when a server holds polls longer.
         self.read_margin = LONG_POLL_MARGIN
 
@@ -75,7 +111,7 @@ class EventsStrategy:
         if not token:
             # tuwunel takes a missing or empty `from` as 0 and replays the room from its start.
             raise InvalidTokenError("the stream position is empty", status=400)
-        timeout_ms = 0 if drain else self.timeout_ms
+        timeout_ms = 0 if drain else self.poll.ms if self.poll is not None else self.timeout_ms
         read_timeout = timeout_ms / 1000 + self.read_margin
         started = self.clock()
         try:
@@ -83,6 +119,8 @@ class EventsStrategy:
                 self.room_id, token, timeout_ms, BATCH_LIMIT, read_timeout=read_timeout
             )
         except NetworkError as exc:
+            if self.poll is not None and not isinstance(exc, RateLimited):
+                self.poll.cut(timeout_ms, self.clock() - started)
             if not isinstance(exc, RateLimited) and self.clock() - started >= read_timeout - 1:
                 # Servers clamp long-polls (tuwunel up to 90 s, Construct 5-15 s): one that held
                 # the request past our read timeout gets more time on the next try.

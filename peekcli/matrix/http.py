@@ -10,7 +10,9 @@ OAuth errors, a discovery document) is the caller's: `matrix/client.py`, `matrix
 from __future__ import annotations
 
 import contextlib
+import heapq
 import ipaddress
+import itertools
 import json as jsonlib
 import math
 import socket
@@ -57,7 +59,7 @@ _REDIRECTS = (301, 302, 303, 307, 308)
 
 # -- bounded exchanges --------------------------------------------------------------------------
 #
-# A watchdog per exchange shuts the exchange's socket down when its time is up, whatever phase
+# One watchdog thread shuts an exchange's socket down when its time is up, whatever phase
 # it is in (connecting, headers, body), so a trickling server cannot hold peek; the body is read
 # in chunks up to MAX_REPLY_BYTES, decoded, so neither an endless body nor a gzip bomb can fill
 # memory. Both end as a NetworkError: a failed request, retried like any other.
@@ -66,8 +68,8 @@ _REDIRECTS = (301, 302, 303, 307, 308)
 class _Watch:
     """The sockets one exchange uses, shut down when its deadline passes.
 
-    `extend` moves the deadline without a thread of its own: the timer, when it fires early,
-    sleeps again for what is left (a download re-arms it at each chunk)."""
+    `extend` moves the deadline (a download re-arms it at each chunk): the watchdog, when it
+    comes round early, looks again at the new deadline."""
 
     def __init__(self, seconds: float) -> None:
         self.seconds = min(seconds, 86400.0)
@@ -76,15 +78,9 @@ class _Watch:
         self.stopped = False
         self.sockets: list[socket.socket] = []
         self.lock = threading.Lock()
-        self.timer = self._timer(self.seconds)
-
-    def _timer(self, seconds: float) -> threading.Timer:
-        timer = threading.Timer(seconds, self._expire)
-        timer.daemon = True
-        return timer
 
     def start(self) -> None:
-        self.timer.start()
+        _watchdog.add(self)
 
     def extend(self) -> None:
         """The full time again from now (a float store: no lock needed)."""
@@ -94,7 +90,7 @@ class _Watch:
         """Before the connection goes back to the pool: an expiry after this touches nothing."""
         with self.lock:
             self.stopped = True
-            self.timer.cancel()
+            self.sockets.clear()
 
     def add(self, sock: socket.socket | None) -> None:
         if sock is None:
@@ -104,18 +100,61 @@ class _Watch:
             if self.expired:
                 _shut(sock)
 
-    def _expire(self) -> None:
+    def _expire(self) -> float | None:
+        """The watchdog's call at the deadline it knew: the new deadline when it was extended."""
         with self.lock:
             if self.stopped:
-                return
-            left = self.deadline - time.monotonic()
-            if left > 0:
-                self.timer = self._timer(left)
-                self.timer.start()
-                return
+                return None
+            if self.deadline > time.monotonic():
+                return self.deadline
             self.expired = True
             for sock in self.sockets:
                 _shut(sock)
+            return None
+
+
+class _Watchdog:
+    """One thread for every exchange of the process, woken at the earliest deadline.
+
+    A timer thread per exchange would cost a thread start for every request: with a thousand
+    rooms long-polling, a good share of what an idle reply costs. Stopped exchanges stay in the
+    heap until their deadline comes round (finding them early would cost more than it saves).
+    """
+
+    def __init__(self) -> None:
+        self.heap: list[tuple[float, int, _Watch]] = []
+        self.cond = threading.Condition()
+        self.count = itertools.count()
+        self.thread: threading.Thread | None = None
+
+    def add(self, watch: _Watch, deadline: float | None = None) -> None:
+        when = watch.deadline if deadline is None else deadline
+        with self.cond:
+            earliest = self.heap[0][0] if self.heap else math.inf
+            heapq.heappush(self.heap, (when, next(self.count), watch))
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, name="peek watchdog", daemon=True)
+                self.thread.start()
+            elif when < earliest:
+                self.cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self.cond:
+                now = time.monotonic()
+                due: list[_Watch] = []
+                while self.heap and self.heap[0][0] <= now:
+                    due.append(heapq.heappop(self.heap)[2])
+                if not due:
+                    self.cond.wait(self.heap[0][0] - now if self.heap else None)
+                    continue
+            for watch in due:
+                later = watch._expire()
+                if later is not None:
+                    self.add(watch, later)
+
+
+_watchdog = _Watchdog()
 
 
 def _shut(sock: socket.socket) -> None:

@@ -7,6 +7,11 @@ other, each file written to disk) over the same files, and the bare loop over no
 download time is the first minus the second, the loop's the third minus the fourth, so neither
 side's start-up nor peek's /messages walk counts: only the downloading. Every run's files are
 checked against what was uploaded.
+
+The rule each side follows is stated in the row: peek downloads `WORKERS` files at once (its
+fixed bound), the loop one after the other. The note gives each run's own ratio (its four
+processes ran back to back) and the load average around the runs: on a shared machine the
+figure is only worth quoting from runs that agree, taken while the load was low.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from pathlib import Path
 
 import requests
 
+from peekcli.media import WORKERS
 from tests.bench.core import PEEK, Home, Row, Sizes, log, median, ratio_row, run_timed
 from tests.bench.server import BenchServer
 from tests.homeserver import User
@@ -74,6 +80,7 @@ def run(sizes: Sizes, server: BenchServer, owner: User, work: Path) -> list[Row]
     times: dict[str, list[float]] = {"peek": [], "plain": [], "bare": [], "bare0": []}
     problems: list[str] = []
     log(f"media: {sizes.media_runs} run(s) each of peek export --media and the bare loop")
+    load_before = os.getloadavg()[0]
     for r in range(sizes.media_runs):
         order = list(times)
         random.shuffle(order)
@@ -105,10 +112,18 @@ def run(sizes: Sizes, server: BenchServer, owner: User, work: Path) -> list[Row]
                 }
                 if got != files:
                     problems.append(f"{name} run {r}: {len(got)} of {n} files saved intact")
+    load_after = os.getloadavg()[0]
     peek_time = median(times["peek"]) - median(times["plain"])
     bare_time = median(times["bare"]) - median(times["bare0"])
+    per_run = [
+        f"{(p - q) / (b - b0):.2f}" if b > b0 else "—"
+        for p, q, b, b0 in zip(
+            times["peek"], times["plain"], times["bare"], times["bare0"], strict=True
+        )
+    ]
     row = ratio_row(
-        f"media: peek export --media, {n} files of {size // 1024} KiB (download time)",
+        f"media: peek export --media, {n} files of {size // 1024} KiB, {WORKERS} at once "
+        "(download time)",
         peek_time,
         bare_time,
         "bare sequential requests loop",
@@ -119,6 +134,8 @@ def run(sizes: Sizes, server: BenchServer, owner: User, work: Path) -> list[Row]
                 f"peek export {median(times['peek']):.2f} s with --media, "
                 f"{median(times['plain']):.2f} s without; loop {median(times['bare']):.2f} s, "
                 f"{median(times['bare0']):.2f} s over no file",
+                f"each run's ratio {', '.join(per_run)}",
+                f"load average {load_before:.1f} before, {load_after:.1f} after",
                 *problems,
             ]
         ),

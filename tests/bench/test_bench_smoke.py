@@ -32,7 +32,7 @@ FIGURES = [
     r"export: peek export --format jsonl, [\d,]+\+ events",
     r"export: requests at the server",
     r"export: peek export --format html, [\d,]+\+ events",
-    r"media: peek export --media, \d+ files of \d+ KiB \(download time\)",
+    r"media: peek export --media, \d+ files of \d+ KiB, \d+ at once \(download time\)",
     r"idle: peek watch CPU over [\d.]+ s without traffic",
     r"memory: peak RSS growth, [\d,]+ events, json",
     r"memory: peak RSS growth, [\d,]+ events, pretty",

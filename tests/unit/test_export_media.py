@@ -305,6 +305,50 @@ def test_downloads_run_several_at_once_and_bounded(
     assert len(list((tmp_path / "m/hs.test").iterdir())) == 12
 
 
+def test_downloads_start_while_the_walk_is_still_paging(
+    tl: TimelineHS, media: Media, export: Any, tmp_path: Path
+) -> None:
+    image(tl, "img1")
+    image(tl, "img2")
+    media.files = {"img1": b"1", "img2": b"2"}
+    tl.page_cap = 1  # one event a page: img2's page, then img1's, then the room's start
+    newest_asked = threading.Event()
+    media.on_request = newest_asked.set
+    asked_before_second_page: list[bool] = []
+
+    def second_page_waits_for_a_download(served: int) -> None:
+        if served == 2:
+            asked_before_second_page.append(newest_asked.wait(timeout=10))
+
+    tl.on_messages = second_page_waits_for_a_download
+    result = export("--media", str(tmp_path / "m"))
+    assert result.exit_code == 0, result.stderr
+    assert asked_before_second_page == [True]
+    assert sorted(p.name for p in (tmp_path / "m/hs.test").iterdir()) == ["img1", "img2"]
+    assert "2 downloaded" in result.stderr
+
+
+def test_a_resumed_export_saves_the_media_of_pages_walked_before(
+    tl: TimelineHS, media: Media, export: Any, tmp_path: Path
+) -> None:
+    image(tl, "img1")
+    image(tl, "img2")
+    media.files = {"img1": b"1"}  # img2 (the first page walked) cannot be saved the first time
+    tl.page_cap = 1
+    tl.fail_messages_after = 1
+    out = tmp_path / "room.jsonl"
+    first = export("-o", str(out), "--media", str(tmp_path / "m"), "--max-retries", "0")
+    assert first.exit_code == 1 and "--resume" in first.stderr
+    media.files["img2"] = b"2"
+    tl.fail_messages_after = None
+    resumed = export("-o", str(out), "--resume", "--media", str(tmp_path / "m"))
+    assert resumed.exit_code == 0, resumed.stderr
+    assert {p.name: p.read_bytes() for p in (tmp_path / "m/hs.test").iterdir()} == {
+        "img1": b"1",
+        "img2": b"2",
+    }
+
+
 def test_video_posters_show_inline_and_files_are_download_links(
     tl: TimelineHS, media: Media, export: Any, tmp_path: Path
 ) -> None:

@@ -252,3 +252,38 @@ def test_a_room_whose_server_is_down_at_first_is_followed_once_it_answers(
     assert [e["event_id"] for e in lines(result)] == ["$ev1", "$ev7"]
     assert "retrying while the other rooms go on" in result.stderr
     assert refused == []
+
+
+def test_empty_long_poll_replies_leave_the_saved_position_alone(
+    hs: FakeHomeserver, peek: Any, state_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An idle room costs no state write per reply (a thousand rooms: a thousand writes per
+    timeout round), and the position that stays saved still resumes exactly once."""
+    monkeypatch.setattr(retry, "pause", lambda _s: None)
+    discoverable(hs)
+    seen: list[tuple[str, str]] = []
+
+    def quiet(end: str) -> Any:
+        def reply(params: dict[str, str]) -> dict[str, Any]:
+            pos = saved(state_file)["positions"][HS][ROOM]
+            seen.append((pos["token"], pos["updated"]))
+            return {"chunk": [], "start": params["from"], "end": end}
+
+        return reply
+
+    # Synapse answers an idle long-poll with a new `end` when other rooms moved the stream.
+    hs.events_by_token.update({"t0": quiet("t0a"), "t0a": quiet("t0b")})
+    hs.events_by_token["t0b"] = {"chunk": [message(1)], "start": "t0b", "end": "t1"}
+    result = peek("watch", ROOM, "--json", "--history", "0", "--max-events", "1")
+    assert result.exit_code == 0, result.stderr
+    assert [e["event_id"] for e in lines(result)] == ["$ev1"]
+    assert len(seen) == 2 and seen[0] == seen[1] and seen[0][0] == "t0"
+    assert saved(state_file)["positions"][HS][ROOM]["token"] == "t1"
+    # The next run resumes from there, through quiet polls again, and prints only what is new.
+    hs.events_by_token.update({"t1": quiet("t1a"), "t1a": quiet("t1b")})
+    hs.events_by_token["t1b"] = {"chunk": [message(2)], "start": "t1b", "end": "t2"}
+    again = peek("watch", ROOM, "--json", "--max-events", "1")
+    assert again.exit_code == 0, again.stderr
+    assert [e["event_id"] for e in lines(again)] == ["$ev2"]
+    assert seen[2:] == [seen[2]] * 2 and seen[2][0] == "t1"
+    assert saved(state_file)["positions"][HS][ROOM]["token"] == "t2"

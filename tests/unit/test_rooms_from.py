@@ -18,6 +18,7 @@ from click.testing import CliRunner, Result
 
 from peekcli import retry
 from peekcli.cli import cli
+from peekcli.errors import NetworkError
 from tests.unit.conftest import lines, saved
 from tests.unit.mockhs import HS, message
 
@@ -44,6 +45,8 @@ class ManyRooms:
     #: called inside every /events request (to hold it while others arrive)
     during_events: Any = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: the `timeout` parameter of every /events request
+    timeouts: list[str] = field(default_factory=list)
 
     def install(self) -> ManyRooms:
         api = re.escape(HS) + r"/_matrix/client/v3"
@@ -79,6 +82,7 @@ class ManyRooms:
         params = {k: v[0] for k, v in parse_qs(urlsplit(request.url).query).items()}
         room_id, at = params["from"].split("|")
         with self.lock:
+            self.timeouts.append(params.get("timeout", ""))
             self.in_flight += 1
             self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
@@ -272,3 +276,54 @@ def test_after_an_outage_one_room_probes_and_the_others_resume_with_jitter(
             if "retrying in" in line] == ["1 s…", "2 s…", "4 s…"]  # fmt: skip
     assert pauses.count(0.04) >= rooms - 1
     assert result.stderr.count("connection restored") == 1
+
+
+@pytest.mark.parametrize(
+    ("rooms", "given", "asked"),
+    [(40, None, 30_000), (100, None, 50_000), (100, "20000", 20_000)],
+)
+def test_many_rooms_ask_longer_long_polls_unless_told(
+    server: ManyRooms, state_file: Path, rooms: int, given: str | None, asked: int
+) -> None:
+    """A thousand rooms at 30 s would be 33 idle replies a second: from 60 rooms on, each poll
+    asks for 500 ms per room (1,000 rooms: 500 s), so the idle replies stay ~2 a second."""
+    listing = "\n".join(room(n) for n in range(rooms))
+    extra = ["--timeout", given] if given else []
+    result = run(
+        state_file, "watch", "--rooms-from", "-", "--json", "--history", "0", "--max-events", "1",
+        *extra, input=listing,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert len(lines(result)) == rooms
+    assert set(server.timeouts) == {str(asked)}
+
+
+def test_a_long_poll_cut_short_brings_every_room_back_to_30_s() -> None:
+    """A proxy that cuts polls at 60 s (nginx's default) answers 504: the rooms of that server
+    go back to the usual 30 s, and the user is told once."""
+    from peekcli.follow.strategies import EventsStrategy, LongPoll
+    from peekcli.matrix.client import MatrixClient
+
+    asked: list[str] = []
+
+    def events(request: Any) -> Reply:
+        params = parse_qs(urlsplit(request.url).query)
+        asked.append(params["timeout"][0])
+        if len(asked) == 1:
+            return 504, {}, "<html>504 Gateway Time-out</html>"
+        return 200, {}, json.dumps({"chunk": [], "start": "a", "end": "a"})
+
+    told: list[float] = []
+    poll = LongPoll(500_000, told.append)
+    clock = iter([0.0, 60.0, 100.0, 100.5, 200.0, 200.5])
+    client = MatrixClient(HS)
+    one, two = (EventsStrategy(client, room(n), 30_000, lambda: next(clock), poll) for n in (1, 2))
+    with responses.RequestsMock() as rsps:
+        rsps.add_callback(responses.GET, re.compile(re.escape(HS) + r"/_matrix/client/v3/events.*"),
+                          events)  # fmt: skip
+        with pytest.raises(NetworkError):
+            one.fetch("a", drain=False)
+        two.fetch("a", drain=False)
+        one.fetch("a", drain=False)
+    assert asked == ["500000", "30000", "30000"]
+    assert told == [60.0]

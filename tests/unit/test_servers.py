@@ -307,10 +307,10 @@ def test_read_timeout_grows_when_the_server_holds_polls_longer_than_asked(
     sleeps: list[float] = []
     f, sink, notes = follower(tmp_path, strategy, sleeps, clock, max_events=1)
     f.run(Position("s1", "events"), drain=False)
-    timeouts = [
-        c.request.req_kwargs["timeout"][1] for c in rsps.calls if "/events" in c.request.url
-    ]
-    assert timeouts[0] == 45.0 and timeouts[1] > timeouts[0]
+    polls = [c.request for c in rsps.calls if "/events" in c.request.url]
+    assert polls[0].req_kwargs["timeout"][1] == 45.0
+    # The retry asks without waiting (a quick probe); the next long-poll gets twice the margin.
+    assert "timeout=0" in polls[1].url and strategy.read_margin == 30.0
     assert [e["event_id"] for e in sink.events] == ["$ev2"]
     assert any("did not answer in time" in n for n in notes)
 

@@ -45,10 +45,10 @@ def snapshot(peek: Any, hs: HostileServer, *args: str) -> Any:
     return peek("snapshot", hs.room, "-s", hs.url, "--json", *args)
 
 
-def start_peek(hs: HostileServer, state: Path) -> subprocess.Popen[bytes]:
+def start_peek(hs: HostileServer, state: Path, *extra: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "peekcli", "snapshot", hs.room, "-s", hs.url, "--json",
-         "--state-file", str(state)],
+         "--state-file", str(state), *extra],
         env=dict(os.environ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -87,7 +87,8 @@ def test_a_state_file_held_elsewhere_is_waited_for_visibly_and_sigterm_stops_it(
     holder = sqlite3.connect(state, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
     try:
-        proc = start_peek(hostile, state)
+        # --reset: a write at once (a resume with nothing new writes nothing)
+        proc = start_peek(hostile, state, "--reset")
         said = stderr_until(proc, b"waiting for the state file")
         assert b"waiting for the state file" in said, said
         assert stopped_by_sigterm(proc) == 143

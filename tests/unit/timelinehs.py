@@ -47,6 +47,8 @@ class TimelineHS:
     messages_served: int = 0
     #: Called with the room after each initialSync reply is made (events sent "just after").
     on_initial_sync: Callable[[str], None] | None = None
+    #: Called with the count of /messages requests (this one included) before it is answered.
+    on_messages: Callable[[int], None] | None = None
     guests: int = 0
 
     def install(self) -> TimelineHS:
@@ -174,6 +176,8 @@ class TimelineHS:
         if room in self.refuse:
             return _json(*self.refuse[room])
         self.messages_served += 1
+        if self.on_messages is not None:
+            self.on_messages(self.messages_served)
         if self.scripted:
             return _json(*self.scripted.pop(0))
         if self.fail_messages_after is not None and self.messages_served > self.fail_messages_after:
