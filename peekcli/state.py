@@ -97,6 +97,15 @@ def make_private_dir(path: Path) -> None:
             raise StateFileError(f"cannot create {directory}: {exc.strerror}") from None
 
 
+#: What a write into a folder this user may not write to fails with.
+READ_ONLY_ERRNOS = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def read_only(path: Path, what: str, strerror: str | None) -> StateNotWritable:
+    """The one message for a save refused because `path`'s folder is read-only."""
+    return StateNotWritable(f"cannot save the {what}: {path.parent} is read-only ({strerror})")
+
+
 def open_lock_file(path: Path, what: str = "state file") -> int:
     """The lock file's descriptor, never through a symbolic link (one planted in a shared
     directory would make peek create or lock a file of the attacker's choosing)."""
@@ -105,10 +114,8 @@ def open_lock_file(path: Path, what: str = "state file") -> int:
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise StateFileError(f"the lock file {path} is a symbolic link: refused") from None
-        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise StateNotWritable(
-                f"cannot save the {what}: {path.parent} is read-only ({exc.strerror})"
-            ) from None
+        if exc.errno in READ_ONLY_ERRNOS:
+            raise read_only(path, what, exc.strerror) from None
         raise StateFileError(f"cannot open the lock file {path}: {exc.strerror}") from None
 
 
@@ -263,6 +270,8 @@ class JsonFile:
             tmp_name = None
             _fsync_dir(self.path.parent)
         except OSError as exc:
+            if exc.errno in READ_ONLY_ERRNOS:
+                raise read_only(self.path, self.what, exc.strerror) from None
             reason = "disk full" if exc.errno == errno.ENOSPC else exc.strerror
             raise StateFileError(f"cannot write {self.what} {self.path}: {reason}") from None
         finally:
@@ -370,11 +379,42 @@ class _Database:
                 )
                 try:
                     self._busy(lambda: self._prepare(conn))
+                except StateNotWritable:
+                    conn.close()
+                    if create:
+                        raise
+                    conn = self._read_only()
                 except BaseException:
                     conn.close()
                     raise
             self.conn = conn
             return conn
+
+    def _read_only(self) -> sqlite3.Connection:
+        """A connection that only reads, for a state file in a folder this user may not write
+        to (a cron job's state, read by another user's `peek rooms`): SQLite cannot make the
+        WAL's -shm file beside it, so it opens the file read-only, or when even that needs the
+        -shm file, as immutable (what other processes add meanwhile may then go unseen; this
+        run reads a cache and saves nothing, so that is the price of working read-only)."""
+        try:
+            return self._open_read_only("mode=ro")
+        except StateFileError:
+            return self._open_read_only("mode=ro&immutable=1")
+
+    def _open_read_only(self, query: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            f"{self.path.absolute().as_uri()}?{query}", uri=True, timeout=LOCK_POLL,
+            isolation_level=None, check_same_thread=False,
+        )  # fmt: skip
+        try:
+            version = self._busy(lambda: conn.execute("PRAGMA user_version").fetchone()[0])
+            if version != SCHEMA_VERSION:  # an upgrade (or a newer peek's file) would write
+                raise read_only(self.path, "state file", f"schema version {version}")
+            self._busy(lambda: self._check(conn))
+        except BaseException:
+            conn.close()
+            raise
+        return conn
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
         conn.execute("PRAGMA journal_mode=WAL")
@@ -416,6 +456,8 @@ class _Database:
             yield
         except sqlite3.OperationalError as exc:
             text = str(exc)
+            if "readonly database" in text:  # its -wal/-shm cannot be made beside it
+                raise read_only(self.path, "state file", "attempt to write") from None
             if "locked" in text or "busy" in text:
                 reason = f"another process held it for {BUSY_TIMEOUT:.0f} s"
             elif "full" in text:
@@ -476,7 +518,14 @@ class _Database:
             fcntl.lockf(fd, fcntl.LOCK_UN, 1, _IMPORT_BYTE)
 
     def _build(self, doc: Doc) -> str:
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".db")
+        try:
+            fd, tmp = tempfile.mkstemp(
+                dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".db"
+            )
+        except OSError as exc:
+            if exc.errno in READ_ONLY_ERRNOS:
+                raise read_only(self.path, "state file", exc.strerror) from None
+            raise StateFileError(f"cannot create state file {self.path}: {exc.strerror}") from None
         os.close(fd)
         try:
             with self.errors("import into"):
@@ -699,11 +748,14 @@ class StateStore:
         return out
 
     def remember_alias(self, homeserver: str, alias: str, room_id: str) -> None:
-        self.db.write(
-            lambda conn: conn.execute(
-                "INSERT OR REPLACE INTO aliases VALUES (?, ?, ?)", (homeserver, alias, room_id)
+        """Remember where an alias pointed; in a read-only state folder the run goes on with
+        the room id it resolved, unsaved (read-only commands work read-only)."""
+        with contextlib.suppress(StateNotWritable):
+            self.db.write(
+                lambda conn: conn.execute(
+                    "INSERT OR REPLACE INTO aliases VALUES (?, ?, ?)", (homeserver, alias, room_id)
+                )
             )
-        )
 
     def known_alias(self, homeserver: str, alias: str) -> str | None:
         rows = self.db.read(
@@ -741,13 +793,15 @@ class StateStore:
         )
 
     def remember_homeserver(self, server_name: str, base_url: str) -> None:
-        """Cache what discovery found for a server name, so later runs skip the lookup."""
-        self.db.write(
-            lambda conn: conn.execute(
-                "INSERT OR REPLACE INTO discovery VALUES (?, ?, ?)",
-                (server_name, base_url, now_iso()),
+        """Cache what discovery found for a server name, so later runs skip the lookup; in a
+        read-only state folder this run uses what it found and the next one looks again."""
+        with contextlib.suppress(StateNotWritable):
+            self.db.write(
+                lambda conn: conn.execute(
+                    "INSERT OR REPLACE INTO discovery VALUES (?, ?, ?)",
+                    (server_name, base_url, now_iso()),
+                )
             )
-        )
 
     def known_homeserver(self, server_name: str) -> tuple[str, datetime | None] | None:
         """The cached client API URL for a server name and when it was checked, if any."""

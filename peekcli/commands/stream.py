@@ -515,9 +515,8 @@ def _make_sink(
         from peekcli.sinks.jsonl import JsonLinesSink
 
         return JsonLinesSink(sys.stdout.buffer), None
-    from peekcli.render.pretty import PrettyRenderer
-    from peekcli.render.terminal import make_console, room_info
-    from peekcli.sinks.terminal import PrettySink
+    from peekcli.render.pretty import PrettyRenderer, room_info
+    from peekcli.sinks.terminal import PrettySink, make_console
 
     renderer = PrettyRenderer(
         seconds=out.seconds,

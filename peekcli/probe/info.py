@@ -123,6 +123,17 @@ def facts_from_summary(reply: JSON) -> RoomFacts:
     )
 
 
+#: State event type → the fact it sets and the content key that holds it.
+_STATE_FACTS = {
+    "m.room.name": ("name", "name"),
+    "m.room.canonical_alias": ("canonical_alias", "alias"),
+    "m.room.topic": ("topic", "topic"),
+    "m.room.join_rules": ("join_rule", "join_rule"),
+    "m.room.history_visibility": ("history_visibility", "history_visibility"),
+    "m.room.guest_access": ("guest_access", "guest_access"),
+}
+
+
 def facts_from_state(room_id: str, state: list[Any]) -> RoomFacts:
     """The same facts from the room's current state events (initialSync or GET /state)."""
     facts = RoomFacts(room_id=room_id, encryption="none", history_visibility="shared")
@@ -133,23 +144,14 @@ def facts_from_state(room_id: str, state: list[Any]) -> RoomFacts:
         content, kind = ev["content"], ev.get("type")
         if kind == "m.room.member":
             members += content.get("membership") == "join"
-        elif kind == "m.room.name":
-            facts.name = _str(content.get("name"))
-        elif kind == "m.room.canonical_alias":
-            facts.canonical_alias = _str(content.get("alias"))
-        elif kind == "m.room.topic":
-            facts.topic = _str(content.get("topic"))
         elif kind == "m.room.create":
             facts.room_version = _str(content.get("room_version")) or "1"
             facts.room_type = _str(content.get("type"))
-        elif kind == "m.room.join_rules":
-            facts.join_rule = _str(content.get("join_rule"))
-        elif kind == "m.room.history_visibility":
-            facts.history_visibility = _str(content.get("history_visibility"))
-        elif kind == "m.room.guest_access":
-            facts.guest_access = _str(content.get("guest_access"))
         elif kind == "m.room.encryption":
             facts.encryption = _str(content.get("algorithm")) or "unknown"
+        elif isinstance(kind, str) and kind in _STATE_FACTS:
+            fact, key = _STATE_FACTS[kind]
+            setattr(facts, fact, _str(content.get(key)))
     facts.num_joined_members = members
     return facts
 

@@ -281,7 +281,7 @@ class HtmlPage:
             head.append(f'<p class="topic">{linkify(topic[:2000])}</p>\n')
         head.append("<dl>\n")
         if alias:
-            link = f"https://matrix.to/#/{quote(alias, safe='@:!$')}"
+            link = f"https://matrix.to/#/{quote(alias, safe='@:!$', errors='replace')}"
             head.append(
                 f'<dt>Address</dt><dd><a href="{_a(link)}" rel="{LINK_REL}">{_t(alias, 255)}</a>'
                 "</dd>\n"
@@ -438,9 +438,15 @@ class HtmlPage:
         attr = f' id="{_a(anchor(event_id))}"'
         room = self.room or self.room_id
         if not self._room_q.startswith(f"{room}\n"):
-            self._room_q = f"{room}\nhttps://matrix.to/#/{quote(room, safe='!:')}/"
+            self._room_q = (
+                f"{room}\nhttps://matrix.to/#/{quote(room, safe='!:', errors='replace')}/"
+            )
         link = self._room_q.partition("\n")[2]
-        link += event_id if _PLAIN_ID.fullmatch(event_id) else quote(event_id, safe="$:")
+        link += (
+            event_id
+            if _PLAIN_ID.fullmatch(event_id)
+            else quote(event_id, safe="$:", errors="replace")
+        )
         server = _server_of(_str(entry.event.get("sender")) or "")
         if server:
             link += f"?via={quote(server, safe=':')}"

@@ -28,7 +28,7 @@ from peekcli.render.families import messages
 from peekcli.render.sanitize import one_line
 from peekcli.render.timeline import Entry, fold
 
-__all__ = ["Line", "PrettyRenderer", "RoomInfo"]
+__all__ = ["Line", "PrettyRenderer", "RoomInfo", "room_info"]
 
 _MIN_BODY_WIDTH = 16  # below this, hanging indentation wastes more than it helps
 
@@ -119,6 +119,35 @@ class RoomInfo:
     resuming: bool = False
     from_token: bool = False  # resuming from a token given with --from, not the saved one
     identity: str | None = None  # e.g. "guest" or "@bob:example.org"
+
+
+def room_info(
+    room_id: str,
+    state: Iterable[Any],
+    *,
+    resuming: bool,
+    identity: str,
+    from_token: bool = False,
+) -> RoomInfo:
+    """Header facts from room state events (initialSync's `state`, or GET /state)."""
+    info = RoomInfo(room_id=room_id, resuming=resuming, identity=identity, from_token=from_token)
+    members = 0
+    for ev in state:
+        if not isinstance(ev, Mapping):
+            continue
+        content = ev.get("content")
+        content = content if isinstance(content, Mapping) else {}
+        etype = ev.get("type")
+        if etype == "m.room.name" and isinstance(content.get("name"), str):
+            info.name = content["name"]
+        elif etype == "m.room.topic" and isinstance(content.get("topic"), str):
+            info.topic = content["topic"]
+        elif etype == "m.room.canonical_alias" and isinstance(content.get("alias"), str):
+            info.canonical_alias = content["alias"]
+        elif etype == "m.room.member" and content.get("membership") == "join":
+            members += 1
+    info.members = members or None
+    return info
 
 
 class PrettyRenderer:

@@ -34,7 +34,7 @@ class HtmlWriter:
             newest_ms=summary.newest_ms,
             count=summary.count,
         )
-        self.out.write(self.page.begin(room_id, state, info).encode("utf-8"))
+        self.out.write(self.page.begin(room_id, state, info).encode("utf-8", "replace"))
 
     def write(self, line: bytes) -> None:
         text = self.page.write(event_of(line))

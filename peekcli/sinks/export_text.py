@@ -16,9 +16,9 @@ from rich.text import Text
 from peekcli.media import media_in
 from peekcli.render.pretty import PrettyRenderer
 from peekcli.render.sanitize import one_line
-from peekcli.render.terminal import PipeConsole
 from peekcli.render.timeline import Entry, Timeline
 from peekcli.sinks.export_writer import ExportSummary, event_of
+from peekcli.sinks.terminal import PipeConsole
 
 #: Columns of the text rendering (long lines wrap under the message column).
 WIDTH = 100

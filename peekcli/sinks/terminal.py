@@ -1,19 +1,44 @@
 """The pretty sink: a rich Console on stdout fed by `PrettyRenderer`.
 
 Colour only when stdout is a terminal (rich also honours NO_COLOR and FORCE_COLOR), unless
-`--color`/`--no-color` says otherwise (peekcli/render/terminal.py builds the console).
+`--color`/`--no-color` says otherwise. Piped output is plain text with no wrapping, one event per
+line block, so `grep` and `less` see whole messages.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import IO, Any
 
 from rich.console import Console
 
 from peekcli import signals
 from peekcli.render.pretty import PrettyRenderer, RoomInfo
 from peekcli.sinks.reader import reader_gone
+
+
+class PipeConsole(Console):
+    """A Console that leaves a closed stdout to peek: rich's default exits 1 on a broken pipe,
+    which would hide the documented quiet exit 141 (`peek watch … | head`)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
+def make_console(stream: IO[str], color: bool | None) -> Console:
+    """`color`: True forces styles, False removes them, None decides from the stream and env."""
+    console = PipeConsole(
+        file=stream,
+        highlight=False,
+        markup=False,
+        emoji=False,
+        force_terminal=True if color else None,
+        no_color=True if color is False else None,
+    )
+    if not console.is_terminal:
+        console.soft_wrap = True  # a pipe gets whole lines; the reader wraps if it wants
+    return console
 
 
 class PrettySink:

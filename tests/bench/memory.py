@@ -69,8 +69,7 @@ def child(mode: str, events: int) -> dict[str, int]:
             sink: Any = JsonLinesSink(devnull_b)
         else:
             from peekcli.render.pretty import PrettyRenderer
-            from peekcli.render.terminal import make_console
-            from peekcli.sinks.terminal import PrettySink
+            from peekcli.sinks.terminal import PrettySink, make_console
 
             sink = PrettySink(make_console(devnull, None), PrettyRenderer(homeserver="https://hs"))
         strategy = FakeStrategy(WARMUP)

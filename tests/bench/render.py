@@ -155,8 +155,7 @@ def _rate(events: int, seconds: float) -> float:
 
 def pretty_rate(chunk: list[dict[str, Any]], total: int, *, color: bool | None) -> float:
     from peekcli.render.pretty import PrettyRenderer
-    from peekcli.render.terminal import make_console
-    from peekcli.sinks.terminal import PrettySink
+    from peekcli.sinks.terminal import PrettySink, make_console
 
     rounds = max(1, math.ceil(total / len(chunk)))
     with open(os.devnull, "w", encoding="utf-8") as devnull:

@@ -8,6 +8,7 @@ under `if TYPE_CHECKING:`. A lazy import hides a cycle from Python, not from a r
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,80 @@ def test_the_core_never_imports_click_or_rich(library: str) -> None:
             if any(n == library or n.startswith(library + ".") for n in names):
                 offenders.append(name)
     assert not offenders, f"{library} imported by the core: {sorted(set(offenders))}"
+
+
+# -- the README's code map -------------------------------------------------------------------------
+
+README = PACKAGE.parent / "README.md"
+#: A module path in the map: `connect.py`, `follow/room.py`, a folder `render/`.
+_MAP_PATH = re.compile(r"`((?:[a-z_]+/)*(?:[a-z_]+\.py|[a-z_]+/))`")
+
+
+def code_map() -> list[tuple[str, list[str]]]:
+    """The README's code map: each row's layer and the module paths it names, top row first."""
+    text = README.read_text()
+    section = text[text.index("### Code map") :]
+    rows = []
+    for line in section.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 3 and cells[0] not in ("layer", "---"):
+            rows.append((cells[0], _MAP_PATH.findall(cells[1])))
+    return rows
+
+
+def row_of(rows: list[tuple[str, list[str]]], relative: str) -> int | None:
+    """The row that names this module (`follow/room.py`): the module itself, else its deepest
+    folder named (`render/families/media.py` → `render/`)."""
+    best: tuple[int, int] | None = None  # (how specific, row)
+    for n, (_layer, paths) in enumerate(rows):
+        for path in paths:
+            if path == relative:
+                depth = 1000
+            elif path.endswith("/") and relative.startswith(path):
+                depth = path.count("/")
+            else:
+                continue
+            if best is None or depth > best[0]:
+                best = (depth, n)
+    return best[1] if best is not None else None
+
+
+def test_the_code_map_names_only_modules_that_exist() -> None:
+    rows = code_map()
+    assert [layer for layer, _ in rows][:2] == ["CLI", "jobs"], "the code map table was not found"
+    missing = [path for _, paths in rows for path in paths if not (PACKAGE / path).exists()]
+    assert missing == []
+
+
+def test_the_code_map_names_every_module() -> None:
+    rows = code_map()
+    with_code = [
+        path.relative_to(PACKAGE).as_posix()
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path != PACKAGE / "__init__.py" and not _docstring_only(path)
+    ]
+    assert [module for module in with_code if row_of(rows, module) is None] == []
+
+
+def _docstring_only(path: Path) -> bool:
+    """A package's `__init__.py` that only says what the package is (`follow/`, `matrix/`)."""
+    body = ast.parse(path.read_text()).body
+    return all(isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) for node in body)
+
+
+def test_imports_point_down_the_code_map() -> None:
+    """A module imports only from its own row of the map or from the rows below it."""
+    rows = code_map()
+
+    def row(module: str) -> int | None:
+        path = modules()[module].relative_to(PACKAGE).as_posix()
+        return row_of(rows, path)
+
+    upward = []
+    for module, deps in import_graph().items():
+        here = row(module)
+        for dep in deps:
+            there = row(dep)
+            if here is not None and there is not None and there < here:
+                upward.append(f"{module} ({rows[here][0]}) → {dep} ({rows[there][0]})")
+    assert sorted(upward) == []

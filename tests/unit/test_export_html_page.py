@@ -195,6 +195,18 @@ def test_day_separators(tl: TimelineHS, page: Any) -> None:
     assert len(tree.tags("h2")) == 3
 
 
+def test_lone_surrogates_in_an_address_or_event_id_do_not_end_the_export(
+    tl: TimelineHS, page: Any
+) -> None:
+    """JSON can carry a lone surrogate (`"\\ud800"`), which no UTF-8 link can hold: a room
+    address or an event id with one ended the export with a traceback."""
+    tl.send(OLD, "m.room.canonical_alias", content={"alias": "#a\ud800b:hs.test"}, state_key="")
+    tl.send(OLD, body="still here")["event_id"] = "$odd\udfffid"
+    tree = Tree(page())
+    assert "still here" in " ".join(tree.of(i) for i in tree.ids)
+    assert "https://matrix.to/#/%23a%3Fb:hs.test" in [a["href"] for a in tree.tags("a")]
+
+
 PAGE_TAGS = {
     "html",
     "head",

@@ -19,8 +19,7 @@ from rich.style import Style
 
 from peekcli.render.context import PALETTE_HEX
 from peekcli.render.pretty import PrettyRenderer
-from peekcli.render.terminal import make_console
-from peekcli.sinks.terminal import PrettySink
+from peekcli.sinks.terminal import PrettySink, make_console
 from tests.unit.timelinehs import HS, TimelineHS
 
 ROOM = "!chat:hs.test"
