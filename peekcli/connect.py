@@ -33,7 +33,13 @@ from peekcli.matrix.events import predecessor_of
 from peekcli.matrix.http import Http, RequestLog, pooled_session
 from peekcli.matrix.ids import RoomRef, normalize_homeserver, parse_room
 from peekcli.retry import Gate
-from peekcli.state import CredentialStore, StateStore, credentials_path_for, default_state_path
+from peekcli.state import (
+    CredentialStore,
+    Notice,
+    StateStore,
+    credentials_path_for,
+    default_state_path,
+)
 
 #: `--guest` → "force", `--no-guest` → "never", neither → "auto" (login or token, else a guest).
 GuestMode = Literal["auto", "force", "never"]
@@ -47,6 +53,8 @@ class ConnectOptions:
     token: str | None = None
     state_path: Path | None = None
     guest: GuestMode = "auto"
+    #: The run's notice (silenced by `peek -q`), for a wait on a store another process holds.
+    notice: Notice | None = None
 
 
 def effective(
@@ -209,7 +217,7 @@ def open_server(
     (option or `PEEK_HOMESERVER`; discovered only when `discover_given`), else the config file's,
     else discovered from the server named by `ref`. Raises `UsageError` when none is known."""
     state_path = opts.state_path or default_state_path()
-    store = StateStore(state_path)
+    store = StateStore(state_path, opts.notice)
     if name:
         homeserver = homeserver_url(name, discover_name=True, store=store, log=log)
         _, token = effective(homeserver, opts.token)
@@ -226,7 +234,7 @@ def open_server(
             raise UsageError(f"{ref.value} names no server: give --homeserver (or PEEK_HOMESERVER)")
         else:
             raise UsageError("no homeserver: give --homeserver (or PEEK_HOMESERVER)")
-    creds = CredentialStore(credentials_path_for(state_path))
+    creds = CredentialStore(credentials_path_for(state_path), opts.notice)
     http = shared.http(homeserver, log) if shared is not None else None
     client = MatrixClient(homeserver, log=log, http=http)
     return Server(homeserver, store, creds, client, token, opts.guest, shared)

@@ -47,16 +47,19 @@ def _notice(message: str) -> None:
         sys.stderr.flush()
 
 
-#: Told once when a lock held by another process makes peek wait (a line on stderr).
-waiting_notice: Callable[[str], None] = _notice
+#: Where a wait for a lock held by another process is told: the run's own notice (so `peek -q`
+#: silences it), given to the store; a plain line on stderr where none was given.
+Notice = Callable[[str], None]
 #: How often a wait for a lock held elsewhere looks again (and for a stop signal).
 LOCK_POLL = 0.1
 #: A wait longer than this is announced.
 NOTICE_AFTER = 1.0
 
 
-def wait_for(try_once: Callable[[], bool], what: str, limit: float | None = None) -> None:
-    """Call `try_once` until it succeeds: say once that peek waits for `what`, and give up at
+def wait_for(
+    try_once: Callable[[], bool], what: str, limit: float | None = None, notice: Notice = _notice
+) -> None:
+    """Call `try_once` until it succeeds: say once (`notice`) that peek waits for `what`, give up at
     once on SIGINT/SIGTERM (even inside a deferred section: nothing is written yet) or, with a
     `limit`, after that many seconds (StateFileError)."""
     from peekcli import signals
@@ -73,7 +76,7 @@ def wait_for(try_once: Callable[[], bool], what: str, limit: float | None = None
                 f"gave up waiting for {what}: another process held it {limit:.0f} s"
             )
         if not told and waited >= NOTICE_AFTER:  # not for the moments of a busy neighbour
-            waiting_notice(f"waiting for {what} (held by another process)…")
+            notice(f"waiting for {what} (held by another process)…")
             told = True
         time.sleep(LOCK_POLL)
         if try_once():
@@ -175,10 +178,11 @@ class Position:
 class JsonFile:
     """A locked, atomically replaced JSON document with a `version` field."""
 
-    def __init__(self, path: Path, what: str) -> None:
+    def __init__(self, path: Path, what: str, notice: Notice = _notice) -> None:
         self.path = path
         self.what = what
         self.lock_path = path.with_name(path.name + ".lock")
+        self.notice = notice
 
     def _ensure_dir(self) -> None:
         make_private_dir(self.path.parent)
@@ -197,7 +201,7 @@ class JsonFile:
             return True
 
         try:
-            wait_for(take, f"the lock of {self.what} {self.path}")
+            wait_for(take, f"the lock of {self.what} {self.path}", notice=self.notice)
             self._remove_stale_temps()
             yield
         finally:
@@ -340,6 +344,8 @@ class _Database:
         self.path = path
         self.lock_path = path.with_name(path.name + ".lock")
         self.guard = threading.RLock()
+        #: The run's notice for a wait on another process (set by the store that opens it).
+        self.notice: Notice = _notice
         self.conn: sqlite3.Connection | None = None
         self.lock_fd: int | None = None
         #: Byte offsets of the room locks this process holds (threads of one run).
@@ -577,7 +583,7 @@ class _Database:
             return True
 
         with self.errors("use"):
-            wait_for(once, f"the state file {self.path}", BUSY_TIMEOUT)
+            wait_for(once, f"the state file {self.path}", BUSY_TIMEOUT, self.notice)
         return result[0]
 
     def read(self, sql: str, args: Row = ()) -> list[Row]:
@@ -697,9 +703,11 @@ class StateStore:
     not grow with the number of rooms saved.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, notice: Notice | None = None) -> None:
         self.path = path
         self.db = _database(path)
+        if notice is not None:  # one run per process: its notice serves the shared database
+            self.db.notice = notice
 
     def get(self, homeserver: str, room_id: str) -> Position | None:
         rows = self.db.read(
@@ -893,8 +901,8 @@ def _position(doc: Any, where: str = "the state file") -> Position:
 class CredentialStore:
     """Access tokens per homeserver (guest and login), in a 0600 file apart from positions."""
 
-    def __init__(self, path: Path) -> None:
-        self.file = JsonFile(path, "credentials file")
+    def __init__(self, path: Path, notice: Notice | None = None) -> None:
+        self.file = JsonFile(path, "credentials file", notice or _notice)
 
     def get(self, homeserver: str, kind: str) -> dict[str, Any] | None:
         entry = self.file.read().get("homeservers", {}).get(homeserver, {}).get(kind)

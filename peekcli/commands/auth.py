@@ -273,7 +273,7 @@ def _open_server(given: str | None, state_file: Path | None) -> Server:
     if not effective(given, None)[0]:
         fail_usage("name the HOMESERVER (or set PEEK_HOMESERVER)")
     return open_server(
-        ConnectOptions(given, None, state_file),
+        ConnectOptions(given, None, state_file, notice=output.current().note),
         discover_given=True,
         log=output.current().request_log,
     )
@@ -305,7 +305,8 @@ def _credentials(state_file: Path | None) -> CredentialStore:
     """The credentials file beside the state file (the stored logins are listed from it)."""
     from peekcli.state import CredentialStore, credentials_path_for, default_state_path
 
-    return CredentialStore(credentials_path_for(state_file or default_state_path()))
+    path = credentials_path_for(state_file or default_state_path())
+    return CredentialStore(path, output.current().note)
 
 
 def _read_secret() -> str:

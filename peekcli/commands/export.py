@@ -132,7 +132,9 @@ def _export(room: str, kw: dict[str, Any]) -> None:
     from peekcli.commands import media
 
     max_bytes = media.max_size(kw["media_max_size"])
-    opts = ConnectOptions(kw["homeserver"], kw["token"], kw["state_file"])
+    opts = ConnectOptions(
+        kw["homeserver"], kw["token"], kw["state_file"], notice=output.current().note
+    )
     session = open_room(room, opts, log=output.current().request_log)
     to_terminal = kw["output_file"] is None and sys.stdout.isatty()
     progress, done = _progress_display(to_terminal)

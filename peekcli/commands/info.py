@@ -71,6 +71,7 @@ def _info(
         token=token,
         state_path=state_file,
         log=output.current().request_log,
+        notice=output.current().note,
     )
     if as_json:
         _write_json(report.to_json())
@@ -183,6 +184,7 @@ def _doctor(
         token=token,
         state_path=state_file,
         log=output.current().request_log,
+        notice=output.current().note,
         poll_interval=poll_interval,
     )
     if as_json:

@@ -83,7 +83,7 @@ def _list(
     from peekcli.errors import UsageError
     from peekcli.matrix.directory import public_rooms
 
-    where = ConnectOptions(homeserver, token, state_file)
+    where = ConnectOptions(homeserver, token, state_file, notice=output.current().note)
     if not server and not effective(homeserver, None)[0]:
         raise UsageError("whose directory? give a SERVER (peek rooms example.org) or --homeserver")
     hs = open_server(where, name=server, log=output.current().request_log)

@@ -29,9 +29,10 @@ _state_file = state_file_option()
 
 
 def _store(state_file: Path | None) -> Any:
+    from peekcli.commands import output
     from peekcli.state import StateStore, default_state_path
 
-    return StateStore(state_file or default_state_path())
+    return StateStore(state_file or default_state_path(), output.current().note)
 
 
 @state.command("path", epilog=help_epilog("state path"))

@@ -269,6 +269,7 @@ def _run(rooms: tuple[str, ...], kw: dict[str, Any], *, drain: bool) -> None:
         token=kw["token"],
         state_path=kw["state_file"],
         guest=_guest_mode(kw["guest"]),
+        notice=output.current().note,
     )
     opts = FollowOptions(
         history=kw["history"],

@@ -36,7 +36,7 @@ from peekcli.matrix.discovery import discover
 from peekcli.matrix.http import RequestLog
 from peekcli.matrix.ids import RoomRef, normalize_homeserver, parse_room
 from peekcli.probe.account import own_identity
-from peekcli.state import StateStore
+from peekcli.state import Notice, StateStore
 
 PASS, FAIL, INFO, SKIP = "pass", "fail", "info", "skip"
 #: How many directory entries the doctor looks through for a world-readable room to test with.
@@ -88,6 +88,7 @@ def doctor(
     token: str | None = None,
     state_path: Path | None = None,
     log: RequestLog | None = None,
+    notice: Notice | None = None,
     poll_interval: float = 2.0,
     clock: Callable[[], float] = time.monotonic,
 ) -> DoctorReport:
@@ -102,7 +103,7 @@ def doctor(
     if url is None:
         return _skip_rest(report, "discovery failed")
     report.homeserver = url
-    places = open_server(ConnectOptions(url, token, state_path), log=log)
+    places = open_server(ConnectOptions(url, token, state_path, notice=notice), log=log)
     client = places.client
     try:
         versions = client.versions().get("versions")

@@ -31,6 +31,7 @@ from peekcli.matrix.client import JSON, MatrixClient
 from peekcli.matrix.http import RequestLog
 from peekcli.matrix.ids import RoomRef, parse_room
 from peekcli.probe.account import own_identity
+from peekcli.state import Notice
 
 
 @dataclass
@@ -185,6 +186,7 @@ def room_info(
     token: str | None = None,
     state_path: Path | None = None,
     log: RequestLog | None = None,
+    notice: Notice | None = None,
 ) -> RoomReport:
     """What peek can tell about `room` before watching it, and whether it can.
 
@@ -192,7 +194,8 @@ def room_info(
     it so); a guest is registered only when the server wants a token or the verdict needs one.
     """
     ref = parse_room(room)
-    places = open_server(ConnectOptions(homeserver, token, state_path), ref=ref, log=log)
+    where = ConnectOptions(homeserver, token, state_path, notice=notice)
+    places = open_server(where, ref=ref, log=log)
     token = places.token
     client = places.client
     account = own_identity(places, token)

@@ -301,7 +301,7 @@ def test_downloads_run_several_at_once_and_bounded(
     result = export("--media", str(tmp_path / "m"))
     assert result.exit_code == 0, result.stderr
     assert not two_at_once.broken
-    assert 2 <= most <= 4
+    assert 2 <= most <= 6  # six at once, as the README says
     assert len(list((tmp_path / "m/hs.test").iterdir())) == 12
 
 

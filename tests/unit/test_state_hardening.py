@@ -97,6 +97,31 @@ def test_a_state_file_held_elsewhere_is_waited_for_visibly_and_sigterm_stops_it(
         holder.close()
 
 
+def test_quiet_silences_the_wait_for_a_state_file_held_elsewhere(
+    hostile: HostileServer, peek: Any, here: Path, state_file: Path
+) -> None:
+    """`peek -q` keeps stderr for errors: the wait is told through the run's notice."""
+    assert snapshot(peek, hostile).exit_code == 0
+    holder = sqlite3.connect(state_file, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "peekcli", "-q", "snapshot", hostile.room, "-s", hostile.url,
+             "--json", "--state-file", str(state_file), "--reset"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        # Well past the moment the notice is due (NOTICE_AFTER, 1 s, after the wait begins).
+        said = stderr_until(proc, b"waiting", seconds=4)
+        assert stopped_by_sigterm(proc) == 143
+        assert proc.stderr is not None
+        said += proc.stderr.read()
+        assert b"waiting" not in said, said
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+
+
 def test_a_credentials_file_held_elsewhere_is_waited_for_visibly_and_sigterm_stops_it(
     hostile: HostileServer, here: Path, state_file: Path
 ) -> None:
