@@ -150,9 +150,18 @@ class MediaStore:
         parts = parse_mxc(url)
         return self.root / parts[0] / parts[1] if parts else None
 
-    def has(self, url: str) -> bool:
+    def has(self, url: str, declared_size: int | None = None) -> bool:
+        """Whether the file is saved. An empty file counts only where the event says the file is
+        empty: files are renamed into place without an fsync (hundreds of them per export), and
+        what a power cut leaves under the final name is typically an empty file, fetched again."""
         path = self.path(url)
-        return path is not None and path.is_file()
+        if path is None:
+            return False
+        try:
+            size = path.stat().st_size if path.is_file() else None
+        except OSError:
+            return False
+        return size is not None and (size > 0 or declared_size == 0)
 
     def linker(self, page_dir: Path) -> Callable[[str], str | None]:
         """mxc URI → URL of its local copy relative to a page in `page_dir` (None: not saved)."""
@@ -239,7 +248,7 @@ class MediaDownloader:
             if item.encrypted:
                 self.report.encrypted.append(item.name or item.url)
                 continue
-            if self.store.has(item.url):
+            if self.store.has(item.url, item.declared_size):
                 self.report.present += 1
                 continue
             if self.max_bytes is not None and (item.declared_size or 0) > self.max_bytes:

@@ -152,6 +152,29 @@ def test_images_files_and_thumbnails_are_saved_once_and_linked_from_the_page(
     assert "0 downloaded" in again.stderr and "4 already there" in again.stderr
 
 
+def test_an_empty_file_left_by_a_power_cut_is_fetched_again(
+    tl: TimelineHS, media: Media, export: Any, tmp_path: Path
+) -> None:
+    """Files are renamed into place without an fsync: after a power cut the name can stand for an
+    empty file, which a later run must not count as saved (unless the event says it is empty)."""
+    media.files = {"img1": b"\x89PNG-1", "empty": b""}
+    image(tl, "img1")
+    image(tl, "empty", size=0)
+    saved = tmp_path / "media/hs.test"
+    saved.mkdir(parents=True)
+    (saved / "img1").write_bytes(b"")
+    (saved / "empty").write_bytes(b"")
+    result = export(
+        "--format", "jsonl", "-o", str(tmp_path / "out.jsonl"), "--media", str(tmp_path / "media")
+    )
+    assert result.exit_code == 0, result.stderr
+    assert (saved / "img1").read_bytes() == b"\x89PNG-1"
+    assert "1 downloaded" in result.stderr and "1 already there" in result.stderr
+    assert [url for url, _ in media.asked] == [
+        f"{HS}/_matrix/client/v1/media/download/hs.test/img1"
+    ]
+
+
 def test_json_lines_stay_the_servers_events_and_text_names_the_copies(
     tl: TimelineHS, media: Media, export: Any, tmp_path: Path
 ) -> None:
