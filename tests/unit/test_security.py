@@ -47,8 +47,10 @@ def test_doctor_table_shows_a_discovered_url_literally_never_as_rich_markup(
 
 
 def test_well_known_pointing_to_plain_http_is_refused_and_gets_no_token(
-    rsps: responses.RequestsMock, peek: Any, state_file: Path
+    rsps: responses.RequestsMock, peek: Any, state_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The fallback host does not answer here, which snapshot retries: without its waits.
+    monkeypatch.setattr(stream, "pause", lambda _s: None)
     rsps.add(responses.GET, WELL_KNOWN, json={"m.homeserver": {"base_url": PLAIN}})
     plain = rsps.add(responses.GET, f"{PLAIN}/_matrix/client/versions", json={"versions": ["v1"]})
     result = peek("snapshot", f"#lobby:{NAME}", "--token", "secret-token")

@@ -112,7 +112,7 @@ def test_quiet_silences_the_wait_for_a_state_file_held_elsewhere(
             stderr=subprocess.PIPE,
         )  # fmt: skip
         # Well past the moment the notice is due (NOTICE_AFTER, 1 s, after the wait begins).
-        said = stderr_until(proc, b"waiting", seconds=4)
+        said = stderr_until(proc, b"waiting", seconds=3)
         assert stopped_by_sigterm(proc) == 143
         assert proc.stderr is not None
         said += proc.stderr.read()
