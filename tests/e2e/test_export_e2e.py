@@ -21,6 +21,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
+from tests.e2e.forward import forward
 from tests.e2e.peekproc import json_lines, peek_command, peek_env, run_peek
 from tests.homeserver import Homeserver, User
 
@@ -232,17 +233,7 @@ class _Gate:
                     if index > gate.allowed and not gate.opened.is_set():
                         gate.held.set()
                         gate.opened.wait(30)
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                resp = requests.request(
-                    self.command, gate.upstream + self.path, data=body, headers=headers, timeout=30
-                )
-                self.send_response(resp.status_code)
-                self.send_header("Content-Type", resp.headers.get("Content-Type", "text/plain"))
-                self.send_header("Content-Length", str(len(resp.content)))
-                self.end_headers()
-                self.wfile.write(resp.content)
+                forward(self, gate.upstream, timeout=30)
 
             do_GET = do_POST = do_PUT = _forward
 

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import requests
+from tests.e2e.forward import forward
 
 
 def _self_signed(folder: Path) -> tuple[Path, Path]:
@@ -70,17 +70,7 @@ class TlsFront:
                 return None
 
             def _forward(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else None
-                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                resp = requests.request(
-                    self.command, upstream + self.path, data=body, headers=headers, timeout=60
-                )
-                self.send_response(resp.status_code)
-                self.send_header("Content-Type", resp.headers.get("Content-Type", "text/plain"))
-                self.send_header("Content-Length", str(len(resp.content)))
-                self.end_headers()
-                self.wfile.write(resp.content)
+                forward(self, upstream, timeout=60)
 
             do_GET = do_POST = do_PUT = _forward
 
